@@ -1,0 +1,1 @@
+"""InsightDesk shared library: queue engine, contracts, settings, telemetry."""

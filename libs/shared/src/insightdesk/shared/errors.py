@@ -1,0 +1,48 @@
+"""One error tree for the whole product.
+
+Everything the project raises on purpose derives from :class:`InsightDeskError`, so callers can
+catch "ours" in one place. Driver errors (psycopg) are wrapped at the database boundary with
+``raise ... from exc`` so the cause is kept but never leaks as the public type.
+"""
+
+from __future__ import annotations
+
+
+class InsightDeskError(Exception):
+    """Root of every error the project raises on purpose."""
+
+
+class ConfigurationError(InsightDeskError):
+    """Settings are missing, malformed or unsafe for the environment."""
+
+
+class QueueError(InsightDeskError):
+    """Base class for errors of the queue engine."""
+
+
+class InvalidArgument(QueueError, ValueError):
+    """An argument to the engine is malformed (bad name, negative delay, non-JSON payload...)."""
+
+
+class InvalidQueueName(InvalidArgument):
+    """A queue or event name does not match the allowed pattern."""
+
+
+class InvalidCron(InvalidArgument):
+    """A cron expression or its time zone cannot be used."""
+
+
+class QueueNotFound(QueueError, LookupError):
+    """The named queue has not been created."""
+
+
+class JobNotFound(QueueError, LookupError):
+    """No job has the given id."""
+
+
+class DatabaseError(QueueError):
+    """The database failed in a way the engine cannot handle itself (wraps psycopg errors)."""
+
+
+class MigrationError(DatabaseError):
+    """The queue schema could not be installed or upgraded."""

@@ -1,0 +1,476 @@
+"""The queue engine's client: queues, sends, events, operations and statistics.
+
+Every method runs one statement (or a short fixed sequence) through the engine's autocommit pool,
+or inside the caller's transaction when ``conn=`` is given. psycopg errors are wrapped into the
+project's error tree at this boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Any, Self
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from insightdesk.shared.errors import (
+    DatabaseError,
+    InvalidArgument,
+    JobNotFound,
+    QueueError,
+    QueueNotFound,
+)
+from insightdesk.shared.queue.connections import Executor, borrow
+from insightdesk.shared.queue.jobs import JobInfo, JobState, QueueStats
+from insightdesk.shared.queue.listener import Listener
+from insightdesk.shared.queue.migrator import migrate
+from insightdesk.shared.queue.options import (
+    DEFAULT_JOB_OPTIONS,
+    JobOptions,
+    QueueOptions,
+    validate_name,
+)
+from insightdesk.shared.queue.payloads import to_json
+from insightdesk.shared.queue.statements import Statements, notify_channel, statements
+from insightdesk.shared.queue.supervisor import Supervisor
+from insightdesk.shared.queue.worker import DEFAULT_HEARTBEAT, Handler, Worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """One item of :meth:`QueueClient.send_many` that carries its own options."""
+
+    data: Any
+    options: JobOptions = DEFAULT_JOB_OPTIONS
+
+
+def _wrap(exc: psycopg.Error, action: str) -> QueueError:
+    if isinstance(exc, psycopg.errors.DataError | psycopg.errors.InvalidTextRepresentation):
+        return InvalidArgument(f"{action}: the database rejected a value: {exc}")
+    return DatabaseError(f"{action} failed: {exc}")
+
+
+class QueueClient:
+    """Entry point of the engine for one schema.
+
+    Build it with :meth:`connect` (owns a pool) or around an existing
+    :class:`psycopg_pool.AsyncConnectionPool` whose connections are autocommit.
+    """
+
+    def __init__(self, pool: AsyncConnectionPool[Any], *, schema: str = "queue", dsn: str | None = None) -> None:
+        self.pool = pool
+        self.schema = schema
+        self.sql: Statements = statements(schema)
+        self.channel = notify_channel(schema)
+        self.dsn = dsn if dsn is not None else pool.conninfo
+        self._listener: Listener | None = None
+        self._workers: list[Worker] = []
+        self.supervisor = Supervisor(self)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(
+        cls,
+        dsn: str,
+        *,
+        schema: str = "queue",
+        min_size: int = 1,
+        max_size: int = 10,
+        migrate_schema: bool = True,
+    ) -> AsyncIterator[Self]:
+        """Open a pool on ``dsn``, migrate the schema (unless told not to), and close on exit."""
+        pool = make_pool(dsn, min_size=min_size, max_size=max_size)
+        try:
+            await pool.open(wait=True, timeout=30)
+        except psycopg.Error as exc:
+            raise DatabaseError(f"cannot connect to the queue database: {exc}") from exc
+        try:
+            client = cls(pool, schema=schema, dsn=dsn)
+            if migrate_schema:
+                await client.migrate()
+            try:
+                yield client
+            finally:
+                await client.close()
+        finally:
+            await pool.close()
+
+    # ------------------------------------------------------------------ working
+
+    async def work(
+        self,
+        queue: str,
+        handler: Handler,
+        *,
+        concurrency: int = 10,
+        batch_size: int | None = None,
+        poll_interval: float = 2.0,
+        shutdown_timeout: float = 30.0,
+        supervise: bool = True,
+        listen: bool = True,
+        default_heartbeat: float = DEFAULT_HEARTBEAT,
+    ) -> Worker:
+        """Start consuming ``queue`` with ``handler``; returns the running :class:`Worker`.
+
+        ``supervise`` also runs crash recovery and retention in this process (cheap and safe
+        to run in every process). :meth:`close` stops everything gracefully.
+        """
+        definition = await self.get_queue(queue)
+        if listen and self._listener is None:
+            self._listener = Listener(self.dsn, self.channel)
+        worker = Worker(
+            self,
+            queue,
+            handler,
+            concurrency=concurrency,
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+            shutdown_timeout=shutdown_timeout,
+            default_heartbeat=default_heartbeat,
+            listener=self._listener if listen else None,
+            keyed=definition["policy"] in {"singleton", "stately"},
+        )
+        await worker.start()
+        self._workers.append(worker)
+        if supervise:
+            self.supervisor.default_heartbeat = default_heartbeat
+            self.supervisor.start()
+        return worker
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop every worker (finishing or releasing in-flight jobs), then the background tasks."""
+        workers, self._workers = self._workers, []
+        await asyncio.gather(*(w.stop(timeout) for w in workers))
+        await self.supervisor.stop()
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+
+    # ------------------------------------------------------------------ schema and queues
+
+    async def migrate(self) -> int:
+        async with self.pool.connection() as conn:
+            return await migrate(conn, self.schema)
+
+    async def create_queue(self, name: str, options: QueueOptions | None = None) -> None:
+        """Create ``name`` or update its definition (idempotent)."""
+        validate_name(name)
+        opts = options or QueueOptions()
+        params = {
+            "name": name,
+            "policy": opts.policy.value,
+            "priority": opts.priority,
+            "retry_limit": opts.retry_limit,
+            "retry_delay": opts.retry_delay,
+            "retry_backoff": opts.retry_backoff,
+            "retry_delay_max": opts.retry_delay_max,
+            "expire_in": opts.expire_in,
+            "heartbeat": opts.heartbeat,
+            "retention": opts.retention,
+            "delete_after": opts.delete_after,
+            "dead_letter": opts.dead_letter,
+        }
+        try:
+            await self._execute("upsert_queue", params)
+        except psycopg.errors.ForeignKeyViolation as exc:
+            raise QueueNotFound(
+                f"dead-letter queue {opts.dead_letter!r} of {name!r} does not exist; create it first"
+            ) from exc
+        except psycopg.errors.CheckViolation as exc:
+            raise InvalidArgument(f"queue {name!r} cannot be its own dead-letter queue") from exc
+
+    async def get_queue(self, name: str) -> dict[str, Any]:
+        rows = await self._fetch("get_queue", {"name": validate_name(name)})
+        if not rows:
+            raise QueueNotFound(f"queue {name!r} does not exist")
+        return rows[0]
+
+    async def list_queues(self) -> list[dict[str, Any]]:
+        return await self._fetch("list_queues", {})
+
+    async def delete_queue(self, name: str) -> bool:
+        """Delete a queue with all its jobs, subscriptions and schedules."""
+        return bool(await self._fetch("delete_queue", {"name": validate_name(name)}))
+
+    async def subscribe(self, event: str, queue: str) -> None:
+        """Deliver every future ``publish(event, ...)`` to ``queue`` as a job."""
+        params = {"event": validate_name(event, "event"), "name": validate_name(queue)}
+        try:
+            await self._execute("subscribe", params)
+        except psycopg.errors.ForeignKeyViolation as exc:
+            raise QueueNotFound(f"queue {queue!r} does not exist") from exc
+
+    async def unsubscribe(self, event: str, queue: str) -> None:
+        await self._execute(
+            "unsubscribe", {"event": validate_name(event, "event"), "name": validate_name(queue)}
+        )
+
+    async def subscriptions(self) -> list[tuple[str, str]]:
+        return [(r["event"], r["name"]) for r in await self._fetch("subscriptions", {})]
+
+    # ------------------------------------------------------------------ sending
+
+    async def send(
+        self,
+        queue: str,
+        data: Any = None,
+        options: JobOptions | None = None,
+        *,
+        conn: Executor | None = None,
+    ) -> uuid.UUID | None:
+        """Enqueue one job; returns its id, or None when a policy, throttle or id rejects it.
+
+        With ``conn`` the job joins the caller's open transaction and becomes visible (and wakes
+        workers) only when that transaction commits.
+        """
+        ids = await self.send_many(queue, [NewJob(data, options or DEFAULT_JOB_OPTIONS)], conn=conn)
+        return ids[0]
+
+    async def send_many(
+        self,
+        queue: str,
+        items: Iterable[Any],
+        options: JobOptions | None = None,
+        *,
+        conn: Executor | None = None,
+    ) -> list[uuid.UUID | None]:
+        """Enqueue many jobs in one statement; ids in input order (None where rejected).
+
+        Each item is a payload (using ``options``) or a :class:`NewJob` with its own options.
+        All or nothing: a bad item fails the whole call before anything is written.
+        """
+        validate_name(queue)
+        common = options or DEFAULT_JOB_OPTIONS
+        batch = _Batch.build(items, common)
+        if not batch.data:
+            return []
+        ids = await self._insert(queue, None, batch, common, conn)
+        if batch.debounced:
+            await self._debounce(queue, batch, ids, conn)
+        return ids
+
+    async def publish(
+        self,
+        event: str,
+        data: Any = None,
+        options: JobOptions | None = None,
+        *,
+        conn: Executor | None = None,
+    ) -> list[uuid.UUID]:
+        """Fan ``event`` out as one job in every queue subscribed to it, atomically."""
+        validate_name(event, "event")
+        opts = options or DEFAULT_JOB_OPTIONS
+        if opts.id is not None:
+            raise InvalidArgument("publish creates one job per subscriber; a fixed id is not allowed")
+        batch = _Batch.build([NewJob(data, opts)], opts)
+        return [i for i in await self._insert(None, event, batch, opts, conn) if i is not None]
+
+    async def _insert(
+        self,
+        queue: str | None,
+        event: str | None,
+        batch: _Batch,
+        common: JobOptions,
+        conn: Executor | None,
+        *,
+        slot_offset: int = 0,
+    ) -> list[uuid.UUID | None]:
+        params = {
+            "name": queue,
+            "event": event,
+            "common": to_json(common.to_wire(slot_offset=slot_offset)),
+            "ids": batch.ids,
+            "data": batch.data,
+            "headers": batch.headers,
+            "opts": batch.opts,
+        }
+        async with borrow(self.pool, conn) as c:
+            try:
+                cur = await c.execute(self.sql["insert_jobs"], params)
+                row = await cur.fetchone()
+            except psycopg.Error as exc:
+                raise _wrap(exc, "send") from exc
+        assert row is not None
+        queues, ids = row[0], row[1]
+        if queue is not None and not queues:
+            raise QueueNotFound(f"queue {queue!r} does not exist; create it with create_queue()")
+        return list(ids or [])
+
+    async def _debounce(
+        self, queue: str, batch: _Batch, ids: list[uuid.UUID | None], conn: Executor | None
+    ) -> None:
+        """Jobs with debounce whose slot was taken go to the next slot (or are rejected)."""
+        for i, new_id in enumerate(ids):
+            if new_id is None and batch.debounced[i] is not None:
+                opts = batch.debounced[i]
+                assert opts is not None
+                retry = _Batch.build([NewJob(batch.payload(i), opts)], opts)
+                result = await self._insert(queue, None, retry, opts, conn, slot_offset=1)
+                ids[i] = result[0]
+
+    # ------------------------------------------------------------------ acks outside a worker
+
+    async def complete(
+        self, job_id: uuid.UUID, lease: uuid.UUID, output: Any = None, *, conn: Executor | None = None
+    ) -> bool:
+        """Complete a claimed job, e.g. in the handler's own transaction (effectively once)."""
+        params = {"ids": [job_id], "leases": [lease], "outputs": [to_json(output, "output")]}
+        return bool(await self._fetch("complete", params, conn=conn))
+
+    # ------------------------------------------------------------------ operations
+
+    async def cancel(self, *ids: uuid.UUID) -> list[uuid.UUID]:
+        return [r["id"] for r in await self._fetch("cancel", {"ids": list(ids)})]
+
+    async def resume(self, *ids: uuid.UUID) -> list[uuid.UUID]:
+        return [r["id"] for r in await self._fetch("resume", {"ids": list(ids)})]
+
+    async def retry(self, *ids: uuid.UUID) -> list[uuid.UUID]:
+        """Give failed or cancelled jobs another attempt, now."""
+        return [r["id"] for r in await self._fetch("retry", {"ids": list(ids)})]
+
+    async def delete(self, *ids: uuid.UUID) -> list[uuid.UUID]:
+        return [r["id"] for r in await self._fetch("delete", {"ids": list(ids)})]
+
+    async def redrive(self, dead_letter_queue: str, *, limit: int = 1000) -> int:
+        """Send queued jobs of a dead-letter queue back to their source queues; returns count."""
+        rows = await self._fetch("redrive", {"name": validate_name(dead_letter_queue), "limit": limit})
+        return int(rows[0]["moved"])
+
+    async def get_job(self, job_id: uuid.UUID) -> JobInfo:
+        rows = await self._fetch("get_job", {"id": job_id})
+        if not rows:
+            raise JobNotFound(f"no job with id {job_id}")
+        return JobInfo.from_row(rows[0])
+
+    async def find_jobs(
+        self,
+        queue: str,
+        *,
+        singleton_key: str | None = None,
+        state: JobState | None = None,
+        limit: int = 100,
+    ) -> list[JobInfo]:
+        params = {
+            "name": validate_name(queue),
+            "key": singleton_key,
+            "state": state.value if state else None,
+            "limit": limit,
+        }
+        return [JobInfo.from_row(r) for r in await self._fetch("find_jobs", params)]
+
+    # ------------------------------------------------------------------ statistics
+
+    async def stats(self, queue: str | None = None) -> list[QueueStats]:
+        rows = await self._fetch("stats", {"name": validate_name(queue) if queue else None})
+        return [QueueStats(**r) for r in rows]
+
+    async def ready_count(self, queue: str) -> int:
+        """Ready jobs of ``queue``; the same function a KEDA postgresql scaler queries."""
+        async with borrow(self.pool, None) as c:
+            cur = await c.execute(
+                f"SELECT {self._schema_ident()}.ready_count(%s)",  # noqa: S608  # quoted identifier
+                (validate_name(queue),),
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def scaler_query(self, queue: str) -> str:
+        """The SQL to put in a KEDA ``postgresql`` trigger for ``queue``."""
+        validate_name(queue)
+        literal = queue.replace("'", "''")
+        return f"SELECT {self._schema_ident()}.ready_count('{literal}')"
+
+    def _schema_ident(self) -> str:
+        return psycopg.sql.Identifier(self.schema).as_string(None)
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _execute(self, name: str, params: dict[str, Any], *, conn: Executor | None = None) -> None:
+        async with borrow(self.pool, conn) as c:
+            try:
+                await c.execute(self.sql[name], params)
+            except psycopg.errors.IntegrityError:
+                raise
+            except psycopg.Error as exc:
+                raise _wrap(exc, name) from exc
+
+    async def _fetch(
+        self, name: str, params: dict[str, Any], *, conn: Executor | None = None
+    ) -> list[dict[str, Any]]:
+        async with borrow(self.pool, conn) as c:
+            try:
+                cur = c.cursor(row_factory=dict_row)
+                await cur.execute(self.sql[name], params)
+                return await cur.fetchall()
+            except psycopg.Error as exc:
+                raise _wrap(exc, name) from exc
+
+
+def make_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool[Any]:
+    """An autocommit pool: each engine statement is its own transaction, one round trip."""
+    return AsyncConnectionPool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={"autocommit": True},
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+        reconnect_timeout=300,
+    )
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Column-wise arrays for the insert statement."""
+
+    ids: list[uuid.UUID | None]
+    data: list[str | None]
+    headers: list[str | None]
+    opts: list[str | None]
+    debounced: list[JobOptions | None]
+    raw: list[Any]
+
+    @classmethod
+    def build(cls, items: Iterable[Any], common: JobOptions) -> _Batch:
+        ids: list[uuid.UUID | None] = []
+        data: list[str | None] = []
+        headers: list[str | None] = []
+        opts: list[str | None] = []
+        debounced: list[JobOptions | None] = []
+        raw: list[Any] = []
+        common_headers = to_json(common.headers, "headers") if common.headers else None
+        any_debounce = False
+        for item in items:
+            if isinstance(item, NewJob):
+                payload, o = item.data, item.options
+            else:
+                payload, o = item, common
+            raw.append(payload)
+            data.append(None if payload is None else to_json(payload))
+            ids.append(o.id)
+            if o is common:
+                headers.append(common_headers)
+                opts.append(None)
+            else:
+                headers.append(to_json(o.headers, "headers") if o.headers else None)
+                opts.append(to_json(o.to_wire()))
+            if o.debounce:
+                any_debounce = True
+                debounced.append(o)
+            else:
+                debounced.append(None)
+        return cls(ids, data, headers, opts, debounced if any_debounce else [], raw)
+
+    def payload(self, index: int) -> Any:
+        return self.raw[index]
+

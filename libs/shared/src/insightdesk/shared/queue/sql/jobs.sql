@@ -1,0 +1,149 @@
+-- Hot-path statements of the engine. "{schema}" is the quoted schema identifier; parameters are
+-- psycopg named placeholders. Every statement is safe to run twice.
+
+-- name: insert_jobs
+-- Insert one job per input row into one queue (send) or into every queue subscribed to an event
+-- (publish), applying per-job options over queue defaults. Rows a policy, throttle or an existing
+-- id rejects are skipped (ON CONFLICT DO NOTHING), so racing senders never error.
+WITH q AS (
+    SELECT * FROM {schema}.queue
+    WHERE name = %(name)s
+       OR name IN (SELECT s.name FROM {schema}.subscription s WHERE s.event = %(event)s)
+), src AS (
+    SELECT COALESCE(u.id, gen_random_uuid()) AS id, u.ord, u.data, u.headers,
+           COALESCE(u.opts, %(common)s::jsonb) AS o
+    FROM unnest(%(ids)s::uuid[], %(data)s::jsonb[], %(headers)s::jsonb[], %(opts)s::jsonb[])
+         WITH ORDINALITY AS u(id, data, headers, opts, ord)
+), rows AS (
+    SELECT CASE WHEN %(event)s::text IS NULL THEN s.id ELSE gen_random_uuid() END AS id,
+           s.data, s.headers, s.o, q.*,
+           (s.o->>'singleton_seconds')::double precision AS slot_len,
+           COALESCE((s.o->>'singleton_offset')::int, 0) AS slot_offset
+    FROM src s CROSS JOIN q
+), timed AS (
+    SELECT r.*,
+           CASE WHEN r.slot_len IS NULL THEN NULL
+                ELSE to_timestamp((floor(extract(epoch FROM now()) / r.slot_len) + r.slot_offset) * r.slot_len)
+           END AS slot
+    FROM rows r
+), ins AS (
+    INSERT INTO {schema}.job (id, name, priority, data, headers, policy, retry_limit, retry_delay,
+                              retry_backoff, retry_delay_max, expire_in, heartbeat, delete_after,
+                              keep_until, start_after, singleton_key, singleton_on, dead_letter)
+    SELECT t.id, t.name,
+           COALESCE((t.o->>'priority')::int, t.priority),
+           t.data, t.headers, t.policy,
+           COALESCE((t.o->>'retry_limit')::int, t.retry_limit),
+           COALESCE((t.o->>'retry_delay')::double precision, t.retry_delay),
+           COALESCE((t.o->>'retry_backoff')::boolean, t.retry_backoff),
+           COALESCE((t.o->>'retry_delay_max')::double precision, t.retry_delay_max),
+           COALESCE((t.o->>'expire_in')::double precision, t.expire_in),
+           COALESCE((t.o->>'heartbeat')::double precision, t.heartbeat),
+           COALESCE((t.o->>'delete_after')::double precision, t.delete_after),
+           now() + COALESCE((t.o->>'retention')::double precision, t.retention) * interval '1 second',
+           GREATEST(
+               COALESCE((t.o->>'start_after')::timestamptz,
+                        now() + COALESCE((t.o->>'delay')::double precision, 0) * interval '1 second'),
+               CASE WHEN t.slot_offset > 0 THEN t.slot END,
+               now()),
+           t.o->>'singleton_key',
+           t.slot,
+           COALESCE(t.o->>'dead_letter', t.dead_letter)
+    FROM timed t
+    ON CONFLICT DO NOTHING
+    RETURNING id
+)
+SELECT
+    (SELECT count(*) FROM q) AS queues,
+    CASE WHEN %(event)s::text IS NULL THEN
+        (SELECT array_agg(i.id ORDER BY s.ord) FROM src s LEFT JOIN ins i ON i.id = s.id)
+    ELSE (SELECT array_agg(i.id) FROM ins i) END AS ids;
+
+-- name: fetch
+-- One round trip per worker cycle: complete the jobs that finished since the last cycle (only
+-- where the lease still matches: a job re-claimed by another worker is not ours to finish) and
+-- claim up to %(limit)s ready jobs, priority then age, skipping rows other workers hold.
+WITH done AS (
+    UPDATE {schema}.job j
+    SET state = 'completed', completed_on = now(), output = d.output, heartbeat_on = NULL
+    FROM unnest(%(done_ids)s::uuid[], %(done_leases)s::uuid[], %(done_outputs)s::jsonb[]) AS d(id, lease, output)
+    WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
+    RETURNING j.id
+), next AS (
+    SELECT id FROM {schema}.job
+    WHERE name = %(name)s AND state < 'active' AND start_after <= now()
+    ORDER BY priority DESC, seq
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {schema}.job j
+SET state = 'active', started_on = now(), heartbeat_on = now(), lease = gen_random_uuid()
+FROM next WHERE j.id = next.id
+RETURNING j.id, j.lease, j.data, j.headers, j.retry_count, j.retry_limit, j.expire_in,
+          j.heartbeat, j.priority, j.singleton_key, j.created_on, j.start_after;
+
+-- name: fetch_keyed
+-- fetch for singleton and stately queues: never claim a job whose key already has an active job
+-- in the queue, and at most one job per key per claim. A race with another worker ends in a
+-- unique violation (job_policy_singleton) that the worker treats as "try again".
+WITH done AS (
+    UPDATE {schema}.job j
+    SET state = 'completed', completed_on = now(), output = d.output, heartbeat_on = NULL
+    FROM unnest(%(done_ids)s::uuid[], %(done_leases)s::uuid[], %(done_outputs)s::jsonb[]) AS d(id, lease, output)
+    WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
+    RETURNING j.id
+), candidates AS (
+    SELECT c.id, COALESCE(c.singleton_key, '') AS k, c.priority, c.seq FROM {schema}.job c
+    WHERE c.name = %(name)s AND c.state < 'active' AND c.start_after <= now()
+      AND NOT EXISTS (
+          SELECT 1 FROM {schema}.job a
+          WHERE a.name = c.name AND a.state = 'active'
+            AND COALESCE(a.singleton_key, '') = COALESCE(c.singleton_key, '')
+            AND a.policy IN ('singleton', 'stately'))
+    ORDER BY c.priority DESC, c.seq
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), next AS (
+    SELECT DISTINCT ON (k) id FROM candidates ORDER BY k, priority DESC, seq
+)
+UPDATE {schema}.job j
+SET state = 'active', started_on = now(), heartbeat_on = now(), lease = gen_random_uuid()
+FROM next WHERE j.id = next.id
+RETURNING j.id, j.lease, j.data, j.headers, j.retry_count, j.retry_limit, j.expire_in,
+          j.heartbeat, j.priority, j.singleton_key, j.created_on, j.start_after;
+
+-- name: next_start
+-- When the next not-yet-ready job of a queue becomes ready, so an idle worker sleeps exactly
+-- until then instead of polling.
+SELECT min(start_after) AS next_start, now() AS db_now FROM {schema}.job
+WHERE name = %(name)s AND state < 'active';
+
+-- name: fail
+SELECT id, state, start_after, dead_letter_id
+FROM {schema}.fail_jobs(%(ids)s::uuid[], %(leases)s::uuid[], %(errors)s::jsonb[], %(delays)s::double precision[],
+                        %(final)s::boolean[]);
+
+-- name: snooze
+-- Put active jobs back in the queue without using an attempt: handler-requested snooze and
+-- release of in-flight jobs on shutdown.
+UPDATE {schema}.job j
+SET state = CASE WHEN j.retry_count > 0 THEN 'retry'::{schema}.job_state ELSE 'created'::{schema}.job_state END,
+    start_after = now() + d.delay * interval '1 second',
+    started_on = NULL, heartbeat_on = NULL, lease = NULL
+FROM unnest(%(ids)s::uuid[], %(leases)s::uuid[], %(delays)s::double precision[]) AS d(id, lease, delay)
+WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
+RETURNING j.id;
+
+-- name: heartbeat
+UPDATE {schema}.job j SET heartbeat_on = now()
+FROM unnest(%(ids)s::uuid[], %(leases)s::uuid[]) AS d(id, lease)
+WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
+RETURNING j.id;
+
+-- name: complete
+-- Complete jobs outside the worker's fetch cycle, e.g. inside a handler's own transaction.
+UPDATE {schema}.job j
+SET state = 'completed', completed_on = now(), output = d.output, heartbeat_on = NULL
+FROM unnest(%(ids)s::uuid[], %(leases)s::uuid[], %(outputs)s::jsonb[]) AS d(id, lease, output)
+WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
+RETURNING j.id;

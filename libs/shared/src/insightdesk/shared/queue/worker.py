@@ -1,0 +1,409 @@
+"""The worker loop: claim, run, acknowledge, with as few round trips as possible.
+
+One *pump* coroutine owns a database connection. Each cycle it sends a single statement that
+both completes the jobs finished since the last cycle and claims as many ready jobs as there are
+free slots, so a busy worker spends about one round trip per batch. ``concurrency`` long-lived
+*runner* coroutines take claimed jobs from an in-memory queue and call the handler; no task is
+created per job. Failures, snoozes and heartbeats use their own (rarer) statements.
+
+When the queue is empty the pump sleeps until the first of: a NOTIFY for its queue, the next
+``start_after`` among its delayed jobs, or the poll interval (a safety net for lost
+notifications). On stop it stops claiming, lets in-flight jobs finish within a timeout and
+releases whatever is still running back to the queue without using an attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg.rows import tuple_row
+
+from insightdesk.shared.errors import InvalidArgument
+from insightdesk.shared.queue.jobs import Job
+from insightdesk.shared.queue.options import validate_name
+from insightdesk.shared.queue.outcomes import Reject, RetryLater, Snooze
+from insightdesk.shared.queue.payloads import to_json
+
+if TYPE_CHECKING:
+    from insightdesk.shared.queue.client import QueueClient
+    from insightdesk.shared.queue.listener import Listener
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Job], Awaitable[Any]]
+
+DEFAULT_HEARTBEAT = 15.0
+"""Seconds without a heartbeat after which an active job is presumed dead (per-job override)."""
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    claimed: int = 0
+    completed: int = 0
+    failed: int = 0
+    snoozed: int = 0
+    released: int = 0
+    cycles: int = 0
+    errors: int = 0
+    durations: list[float] = field(default_factory=list)
+
+
+def error_document(exc: BaseException) -> dict[str, Any]:
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc, limit=20))[-4000:],
+    }
+
+
+class Worker:
+    """Consumes one queue with ``concurrency`` handlers in flight at most."""
+
+    def __init__(
+        self,
+        client: QueueClient,
+        queue: str,
+        handler: Handler,
+        *,
+        concurrency: int = 10,
+        batch_size: int | None = None,
+        poll_interval: float = 2.0,
+        shutdown_timeout: float = 30.0,
+        default_heartbeat: float = DEFAULT_HEARTBEAT,
+        listener: Listener | None = None,
+        keyed: bool = False,
+        on_job_done: Callable[[Job, str, float], None] | None = None,
+    ) -> None:
+        validate_name(queue)
+        if concurrency < 1:
+            raise InvalidArgument(f"concurrency must be >= 1, got {concurrency}")
+        if batch_size is not None and batch_size < 1:
+            raise InvalidArgument(f"batch_size must be >= 1, got {batch_size}")
+        if poll_interval <= 0:
+            raise InvalidArgument(f"poll_interval must be > 0, got {poll_interval}")
+        self.client = client
+        self.queue = queue
+        self.handler = handler
+        self.concurrency = concurrency
+        self.batch_size = batch_size or concurrency
+        self.poll_interval = poll_interval
+        self.shutdown_timeout = shutdown_timeout
+        self.default_heartbeat = default_heartbeat
+        self.listener = listener
+        self.stats = WorkerStats()
+        self._fetch_sql = client.sql["fetch_keyed" if keyed else "fetch"]
+        self._on_job_done = on_job_done
+        self._ready: asyncio.Queue[Job] = asyncio.Queue()
+        self._running: dict[uuid.UUID, Job] = {}
+        self._inflight = 0
+        self._done_ids: list[uuid.UUID] = []
+        self._done_leases: list[uuid.UUID] = []
+        self._done_outputs: list[str | None] = []
+        self._failures: list[tuple[Job, dict[str, Any], float | None, bool]] = []
+        self._snoozes: list[tuple[Job, float]] = []
+        self._wake = asyncio.Event()
+        self._maybe_ready = True
+        self._stopping = False
+        self._pump_task: asyncio.Task[None] | None = None
+        self._runners: list[asyncio.Task[None]] = []
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self.started = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._pump_task is not None:
+            return
+        if self.listener is not None:
+            self.listener.register(self.queue, self.notify)
+        self._runners = [
+            asyncio.create_task(self._runner(), name=f"worker:{self.queue}:{i}")
+            for i in range(self.concurrency)
+        ]
+        self._heartbeat_task = asyncio.create_task(self._heartbeats(), name=f"heartbeat:{self.queue}")
+        self._pump_task = asyncio.create_task(self._pump(), name=f"pump:{self.queue}")
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._pump_task
+
+    def notify(self) -> None:
+        """Something may be ready (NOTIFY, a new send in this process, a reconnect)."""
+        self._maybe_ready = True
+        self._wake.set()
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop claiming; let in-flight jobs finish within ``timeout``; release the rest."""
+        if self._pump_task is None:
+            return
+        timeout = self.shutdown_timeout if timeout is None else timeout
+        self._stopping = True
+        if self.listener is not None:
+            self.listener.unregister(self.queue, self.notify)
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        while self._inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for task in self._runners:
+            task.cancel()
+        await asyncio.gather(*self._runners, return_exceptions=True)
+        self._wake.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._pump_task
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
+        self._pump_task = None
+
+    # ------------------------------------------------------------------ runners
+
+    async def _runner(self) -> None:
+        ready = self._ready
+        handler = self.handler
+        while True:
+            job = await ready.get()
+            self._running[job.id] = job
+            started = time.perf_counter()
+            outcome = "completed"
+            try:
+                async with asyncio.timeout(job.expire_in):
+                    output = await handler(job)
+            except Snooze as snooze:
+                outcome = "snoozed"
+                if snooze.count_attempt:
+                    self._failures.append((job, error_document(snooze), snooze.delay, False))
+                else:
+                    self._snoozes.append((job, snooze.delay))
+            except RetryLater as retry:
+                outcome = "failed"
+                self._failures.append((job, error_document(retry), retry.delay, False))
+            except Reject as reject:
+                outcome = "failed"
+                self._failures.append((job, error_document(reject), None, True))
+            except TimeoutError as exc:
+                outcome = "failed"
+                err = TimeoutError(f"job ran longer than expire_in ({job.expire_in}s)")
+                err.__cause__ = exc
+                self._failures.append((job, error_document(err), None, False))
+            except asyncio.CancelledError:
+                # Shutdown timed out while this job ran: it stays in _running and the pump
+                # releases it back to the queue.
+                raise
+            except Exception as exc:  # noqa: BLE001  # any handler error is a failed attempt
+                outcome = "failed"
+                log.warning("job %s on %s failed: %r", job.id, self.queue, exc)
+                self._failures.append((job, error_document(exc), None, False))
+            else:
+                try:
+                    text = None if output is None else to_json(output, "handler output")
+                except InvalidArgument as exc:
+                    outcome = "failed"
+                    self._failures.append((job, error_document(exc), None, False))
+                else:
+                    self._done_ids.append(job.id)
+                    self._done_leases.append(job.lease)
+                    self._done_outputs.append(text)
+            del self._running[job.id]
+            self._inflight -= 1
+            self._wake.set()
+            if self._on_job_done is not None:
+                self._on_job_done(job, outcome, time.perf_counter() - started)
+
+    # ------------------------------------------------------------------ pump
+
+    async def _pump(self) -> None:
+        backoff = 0.05
+        conn: psycopg.AsyncConnection[Any] | None = None
+        next_start: float | None = None  # monotonic time at which a delayed job becomes ready
+        try:
+            while True:
+                try:
+                    if conn is None or conn.closed:
+                        conn = await self.client.pool.getconn()
+                        self.started.set()
+                    if self._failures or self._snoozes:
+                        await self._flush_failures(conn)
+                    free = self.concurrency - self._inflight
+                    want = 0
+                    if not self._stopping and free > 0 and (
+                        self._maybe_ready or (next_start is not None and time.monotonic() >= next_start)
+                    ):
+                        want = min(free, self.batch_size)
+                    if want or self._done_ids:
+                        got = await self._cycle(conn, want)
+                        backoff = 0.05
+                        if want:
+                            if got < want:
+                                self._maybe_ready = False
+                                next_start = await self._next_start(conn)
+                            else:
+                                self._maybe_ready = True
+                            continue
+                    if self._stopping and not self._inflight and not self._done_ids:
+                        break
+                    if self._stopping and self._failures:
+                        continue
+                    timeout = self.poll_interval
+                    if next_start is not None:
+                        timeout = min(timeout, max(0.0, next_start - time.monotonic()))
+                    self._wake.clear()
+                    if not (self._done_ids or self._failures or self._snoozes):
+                        try:
+                            await asyncio.wait_for(self._wake.wait(), timeout)
+                        except TimeoutError:
+                            self._maybe_ready = True  # poll: NOTIFY may have been lost
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    self.stats.errors += 1
+                    log.warning(
+                        "worker %s lost its database connection (%s); retrying in %.2fs",
+                        self.queue, exc, backoff,
+                    )
+                    conn = await self._discard(conn)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    self._maybe_ready = True
+                except psycopg.errors.UniqueViolation:
+                    # Two workers raced for the same singleton key; the loser simply retries.
+                    self._maybe_ready = True
+                    await asyncio.sleep(0.005)
+        finally:
+            await self._release_running(conn)
+            if conn is not None:
+                await self.client.pool.putconn(conn)
+
+    async def _cycle(self, conn: psycopg.AsyncConnection[Any], want: int) -> int:
+        # Take the finished jobs now: runners append to fresh lists while the statement runs.
+        ids, leases, outputs = self._done_ids, self._done_leases, self._done_outputs
+        self._done_ids, self._done_leases, self._done_outputs = [], [], []
+        params = {
+            "done_ids": ids,
+            "done_leases": leases,
+            "done_outputs": outputs,
+            "name": self.queue,
+            "limit": want,
+        }
+        cur = conn.cursor(row_factory=tuple_row)
+        try:
+            await cur.execute(self._fetch_sql, params)
+            rows = await cur.fetchall() if want else []
+        except BaseException:
+            self._done_ids[:0] = ids
+            self._done_leases[:0] = leases
+            self._done_outputs[:0] = outputs
+            raise
+        self.stats.completed += len(ids)
+        self.stats.cycles += 1
+        if rows:
+            self.stats.claimed += len(rows)
+            queue = self.queue
+            put = self._ready.put_nowait
+            self._inflight += len(rows)
+            for r in rows:
+                put(Job(r[0], queue, r[1], r[2], r[3] or {}, r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11]))
+        return len(rows)
+
+    async def _next_start(self, conn: psycopg.AsyncConnection[Any]) -> float | None:
+        cur = conn.cursor(row_factory=tuple_row)
+        await cur.execute(self.client.sql["next_start"], {"name": self.queue})
+        row = await cur.fetchone()
+        if row is None or row[0] is None:
+            return None
+        nxt: datetime = row[0]
+        db_now: datetime = row[1]
+        return time.monotonic() + max(0.0, (nxt - db_now).total_seconds())
+
+    async def _flush_failures(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        failures, self._failures = self._failures, []
+        snoozes, self._snoozes = self._snoozes, []
+        try:
+            if failures:
+                params = {
+                    "ids": [f[0].id for f in failures],
+                    "leases": [f[0].lease for f in failures],
+                    "errors": [to_json(f[1], "error") for f in failures],
+                    "delays": [f[2] for f in failures],
+                    "final": [f[3] for f in failures],
+                }
+                await conn.execute(self.client.sql["fail"], params)
+                self.stats.failed += len(failures)
+            if snoozes:
+                params = {
+                    "ids": [s[0].id for s in snoozes],
+                    "leases": [s[0].lease for s in snoozes],
+                    "delays": [s[1] for s in snoozes],
+                }
+                await conn.execute(self.client.sql["snooze"], params)
+                self.stats.snoozed += len(snoozes)
+        except BaseException:
+            self._failures[:0] = failures
+            self._snoozes[:0] = snoozes
+            raise
+        self._maybe_ready = True  # a retry may be due now (retry_delay 0)
+
+    async def _release_running(self, conn: psycopg.AsyncConnection[Any] | None) -> None:
+        """Give back claimed-but-unfinished jobs (shutdown), without using an attempt."""
+        leftover = list(self._running.values())
+        while not self._ready.empty():
+            leftover.append(self._ready.get_nowait())
+        self._running.clear()
+        if not leftover and not self._done_ids and not self._failures and not self._snoozes:
+            return
+        try:
+            if conn is None or conn.closed:
+                conn = await self.client.pool.getconn()
+            if self._failures or self._snoozes:
+                await self._flush_failures(conn)
+            if self._done_ids:
+                await self._cycle(conn, 0)
+            if leftover:
+                params = {
+                    "ids": [j.id for j in leftover],
+                    "leases": [j.lease for j in leftover],
+                    "delays": [0.0] * len(leftover),
+                }
+                await conn.execute(self.client.sql["snooze"], params)
+                self.stats.released += len(leftover)
+                log.info("released %d unfinished job(s) of %s", len(leftover), self.queue)
+        except psycopg.Error as exc:
+            log.warning("could not release jobs of %s (%s); crash recovery will", self.queue, exc)
+
+    async def _discard(self, conn: psycopg.AsyncConnection[Any] | None) -> None:
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await self.client.pool.putconn(conn)
+        return None
+
+    # ------------------------------------------------------------------ heartbeats
+
+    async def _heartbeats(self) -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.2)
+            running = list(self._running.values())
+            now = time.monotonic()
+            if not running:
+                last = now
+                continue
+            period = min((j.heartbeat or self.default_heartbeat) / 3 for j in running)
+            if now - last < period:
+                continue
+            last = now
+            try:
+                async with self.client.pool.connection() as conn:
+                    await conn.execute(
+                        self.client.sql["heartbeat"],
+                        {"ids": [j.id for j in running], "leases": [j.lease for j in running]},
+                    )
+            except psycopg.Error as exc:
+                log.warning("heartbeat for %s failed: %s", self.queue, exc)
