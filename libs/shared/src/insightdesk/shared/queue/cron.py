@@ -2,9 +2,7 @@
 
 The scheduler promises exactly one job per (schedule, slot), so a slot must be one reproducible
 UTC instant whichever process computes it, and whenever. :func:`parse_cron` validates the text
-once, so a bad schedule is rejected when it is saved and not when it first fails to fire.
-:meth:`CronExpression.next_after` and :meth:`CronExpression.slots_between` then compute slots
-in a named time zone.
+up front, so a bad schedule is rejected when it is saved rather than when it fails to fire.
 
 Syntax: five fields ``minute hour day-of-month month day-of-week``, or six with a leading
 ``second`` field. Supported: ``*``, lists ``a,b``, ranges ``a-b``, steps ``*/n``, ``a-b/n``
@@ -125,23 +123,13 @@ def parse_cron(expr: str) -> CronExpression:
     second, minute, hour, day, month, weekday = (
         _parse_field(expr, spec, part) for spec, part in zip(_FIELDS, parts, strict=True)
     )
-    cron = CronExpression(
-        expression=text,
-        seconds=second,
-        minutes=minute,
-        hours=hour,
-        days=day,
-        months=month,
-        weekdays=weekday,
-        dom_restricted=not parts[3].startswith("*"),
-        dow_restricted=not parts[5].startswith("*"),
-    )
+    dom_any, dow_any = parts[3].startswith("*"), parts[5].startswith("*")
+    cron = CronExpression(text, second, minute, hour, day, month, weekday, not dom_any, not dow_any)
     if not (cron.dom_restricted and cron.dow_restricted) and not any(
         d <= _MONTH_DAYS[m - 1] for m in cron.months for d in cron.days
     ):
-        # When both day fields are restricted any weekday matches in every month, so only the
-        # day-of-month/month pair can make an expression impossible; and any real date falls
-        # on every weekday in some year, so the weekday set cannot make it impossible either.
+        # With the OR rule every month has a matching weekday. Otherwise a real (month, day)
+        # pair is needed, and suffices: every date falls on every weekday in some year.
         raise InvalidCron(
             f"invalid cron expression {expr!r}: it can never fire "
             f"(no month in {parts[4]!r} has a day {parts[3]!r})"
@@ -264,9 +252,8 @@ class CronExpression:
         while True:
             wall = self._next_match(wall + _SECOND)
             slot = _resolve(wall, tz)
-            # Mapping wall times to instants never goes backwards, so the first match whose
-            # instant is after ``start`` is the answer. Matches whose instant is not after
-            # ``start`` come from the repeated hour or from a gap that was already fired.
+            # Wall times map to instants monotonically, so the first one after ``start`` wins;
+            # earlier ones are second-pass overlap times or a gap that has already fired.
             if slot > start:
                 return slot
 
@@ -279,8 +266,7 @@ class CronExpression:
             change = _offset_change(tz, instant, candidate)
             if change is None:
                 return candidate
-            # The offset changed before the candidate, so the candidate's wall time does not
-            # hold there. Search again from the wall time at which the new offset starts.
+            # The offset changes before the candidate: search again under the new offset.
             instant, wall = change, _wall(change, tz)
 
     def _next_match(self, moment: datetime) -> datetime:

@@ -26,7 +26,8 @@ CREATE TABLE {schema}.queue (
 CREATE TABLE {schema}.job (
     id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     seq              bigint GENERATED ALWAYS AS IDENTITY,
-    name             text NOT NULL REFERENCES {schema}.queue (name) ON DELETE CASCADE,
+    name             text NOT NULL,  -- no foreign key: the insert statement checks the queue, and
+                                     -- a per-row FK check would cost a lookup per job
     priority         integer NOT NULL DEFAULT 0,
     data             jsonb,
     headers          jsonb,

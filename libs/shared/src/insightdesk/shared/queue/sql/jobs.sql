@@ -6,9 +6,10 @@
 -- (publish), applying per-job options over queue defaults. Rows a policy, throttle or an existing
 -- id rejects are skipped (ON CONFLICT DO NOTHING), so racing senders never error.
 WITH q AS (
-    SELECT * FROM {schema}.queue
-    WHERE name = %(name)s
-       OR name IN (SELECT s.name FROM {schema}.subscription s WHERE s.event = %(event)s)
+    SELECT * FROM {schema}.queue WHERE name = %(name)s
+    UNION ALL
+    SELECT q.* FROM {schema}.queue q JOIN {schema}.subscription s ON s.name = q.name
+    WHERE s.event = %(event)s
 ), src AS (
     SELECT COALESCE(u.id, gen_random_uuid()) AS id, u.ord, u.data, u.headers,
            COALESCE(u.opts, %(common)s::jsonb) AS o

@@ -24,6 +24,7 @@ SELECT name, policy::text AS policy, priority, retry_limit, retry_delay, retry_b
 FROM {schema}.queue ORDER BY name;
 
 -- name: delete_queue
+WITH jobs AS (DELETE FROM {schema}.job WHERE name = %(name)s)
 DELETE FROM {schema}.queue WHERE name = %(name)s RETURNING name;
 
 -- name: subscribe
