@@ -35,8 +35,12 @@ class InsightDeskPeer(peerlib.Adapter):  # type: ignore[misc]
         async with QueueClient.connect(self.args.dsn) as client:
             await client.create_queue(self.args.queue)
         return {
-            "version": "insightdesk-shared " + md.version("insightdesk-shared")
-            + ", psycopg " + md.version("psycopg") + ", python " + sys.version.split()[0],
+            "version": "insightdesk-shared "
+            + md.version("insightdesk-shared")
+            + ", psycopg "
+            + md.version("psycopg")
+            + ", python "
+            + sys.version.split()[0],
             "pending_sql": "SELECT count(*) FROM queue.job WHERE state < 'completed'",
             "settings": {"mode": self.opts.get("mode", "engine"), **self.opts},
         }
@@ -44,8 +48,9 @@ class InsightDeskPeer(peerlib.Adapter):  # type: ignore[misc]
     async def _open(self, max_size: int) -> QueueClient:
         self.stack = contextlib.AsyncExitStack()
         return await self.stack.enter_async_context(
-            QueueClient.connect(self.args.dsn, min_size=min(2, max_size), max_size=max_size,
-                                migrate_schema=False)
+            QueueClient.connect(
+                self.args.dsn, min_size=min(2, max_size), max_size=max_size, migrate_schema=False
+            )
         )
 
     async def open_producer(self) -> None:

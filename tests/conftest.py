@@ -25,7 +25,7 @@ from insightdesk.shared.queue.migrator import migrate
 def _with_dbname(dsn: str, dbname: str) -> str:
     params = conninfo.conninfo_to_dict(dsn)
     params["dbname"] = dbname
-    return conninfo.make_conninfo("", **params)  # type: ignore[arg-type]
+    return conninfo.make_conninfo("", **params)
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +53,9 @@ def template_db(pg_server_dsn: str) -> Iterator[str]:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
     async def _migrate() -> None:
-        conn = await psycopg.AsyncConnection.connect(_with_dbname(pg_server_dsn, name), autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(
+            _with_dbname(pg_server_dsn, name), autocommit=True
+        )
         async with conn:
             await migrate(conn, "queue")
 
@@ -81,7 +83,9 @@ def db_dsn(pg_server_dsn: str, template_db: str) -> Iterator[str]:
         yield _with_dbname(pg_server_dsn, name)
     finally:
         with psycopg.connect(pg_server_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @pytest.fixture

@@ -63,7 +63,8 @@ def start_embedded(data_dir: Path) -> EmbeddedPostgres:
             "no DATABASE_URL and the embedded PostgreSQL (pgserver) is not installed"
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
+    get_server: Any = pgserver.get_server  # type: ignore[attr-defined]
+    server = get_server(str(data_dir), cleanup_mode="stop")
     dsn = server.get_uri()
     log.info("embedded PostgreSQL running in %s", data_dir)
     return EmbeddedPostgres(data_dir=data_dir, dsn=dsn, _server=server)

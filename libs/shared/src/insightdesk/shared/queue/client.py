@@ -65,12 +65,14 @@ class QueueClient:
     :class:`psycopg_pool.AsyncConnectionPool` whose connections are autocommit.
     """
 
-    def __init__(self, pool: AsyncConnectionPool[Any], *, schema: str = "queue", dsn: str | None = None) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool[Any], *, schema: str = "queue", dsn: str | None = None
+    ) -> None:
         self.pool = pool
         self.schema = schema
         self.sql: Statements = statements(schema)
         self.channel = notify_channel(schema)
-        self.dsn = dsn if dsn is not None else pool.conninfo
+        self.dsn: str = dsn if dsn is not None else str(pool.conninfo)
         self._listener: Listener | None = None
         self._workers: list[Worker] = []
         self.supervisor = Supervisor(self)
@@ -182,7 +184,8 @@ class QueueClient:
             await self._execute("upsert_queue", params)
         except psycopg.errors.ForeignKeyViolation as exc:
             raise QueueNotFound(
-                f"dead-letter queue {opts.dead_letter!r} of {name!r} does not exist; create it first"
+                f"dead-letter queue {opts.dead_letter!r} of {name!r} does not exist; "
+                "create it first"
             ) from exc
         except psycopg.errors.CheckViolation as exc:
             raise InvalidArgument(f"queue {name!r} cannot be its own dead-letter queue") from exc
@@ -269,7 +272,9 @@ class QueueClient:
         validate_name(event, "event")
         opts = options or DEFAULT_JOB_OPTIONS
         if opts.id is not None:
-            raise InvalidArgument("publish creates one job per subscriber; a fixed id is not allowed")
+            raise InvalidArgument(
+                "publish creates one job per subscriber; a fixed id is not allowed"
+            )
         batch = _Batch.build([NewJob(data, opts)], opts)
         return [i for i in await self._insert(None, event, batch, opts, conn) if i is not None]
 
@@ -319,7 +324,12 @@ class QueueClient:
     # ------------------------------------------------------------------ acks outside a worker
 
     async def complete(
-        self, job_id: uuid.UUID, lease: uuid.UUID, output: Any = None, *, conn: Executor | None = None
+        self,
+        job_id: uuid.UUID,
+        lease: uuid.UUID,
+        output: Any = None,
+        *,
+        conn: Executor | None = None,
     ) -> bool:
         """Complete a claimed job, e.g. in the handler's own transaction (effectively once)."""
         params = {"ids": [job_id], "leases": [lease], "outputs": [to_json(output, "output")]}
@@ -342,7 +352,9 @@ class QueueClient:
 
     async def redrive(self, dead_letter_queue: str, *, limit: int = 1000) -> int:
         """Send queued jobs of a dead-letter queue back to their source queues; returns count."""
-        rows = await self._fetch("redrive", {"name": validate_name(dead_letter_queue), "limit": limit})
+        rows = await self._fetch(
+            "redrive", {"name": validate_name(dead_letter_queue), "limit": limit}
+        )
         return int(rows[0]["moved"])
 
     async def get_job(self, job_id: uuid.UUID) -> JobInfo:
@@ -377,7 +389,7 @@ class QueueClient:
         """Ready jobs of ``queue``; the same function a KEDA postgresql scaler queries."""
         async with borrow(self.pool, None) as c:
             cur = await c.execute(
-                f"SELECT {self._schema_ident()}.ready_count(%s)",  # noqa: S608  # quoted identifier
+                f"SELECT {self._schema_ident()}.ready_count(%s)",  # quoted identifier
                 (validate_name(queue),),
             )
             row = await cur.fetchone()
@@ -395,7 +407,9 @@ class QueueClient:
 
     # ------------------------------------------------------------------ plumbing
 
-    async def _execute(self, name: str, params: dict[str, Any], *, conn: Executor | None = None) -> None:
+    async def _execute(
+        self, name: str, params: dict[str, Any], *, conn: Executor | None = None
+    ) -> None:
         async with borrow(self.pool, conn) as c:
             try:
                 await c.execute(self.sql[name], params)
@@ -480,4 +494,3 @@ class _Batch:
 
     def payload(self, index: int) -> Any:
         return self.raw[index]
-

@@ -48,7 +48,9 @@ class Listener:
         backoff = 0.1
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    self._dsn, autocommit=True
+                ) as conn:
                     self._conn = conn
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
                     self.connected.set()
@@ -60,7 +62,9 @@ class Listener:
             except asyncio.CancelledError:
                 raise
             except (psycopg.Error, OSError) as exc:
-                log.warning("queue listener lost its connection (%s); retrying in %.1fs", exc, backoff)
+                log.warning(
+                    "queue listener lost its connection (%s); retrying in %.1fs", exc, backoff
+                )
             finally:
                 self.connected.clear()
                 self._conn = None

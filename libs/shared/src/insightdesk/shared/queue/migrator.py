@@ -8,6 +8,7 @@ nothing left to do. A crash mid-way rolls everything back.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 LATEST_VERSION = max(m.version for m in migrations("queue"))
 
 
-async def migrate(conn: psycopg.AsyncConnection[object], schema: str = "queue") -> int:
+async def migrate(conn: psycopg.AsyncConnection[Any], schema: str = "queue") -> int:
     """Bring ``schema`` to the latest version; returns the version it ended at.
 
     ``conn`` must not be inside a transaction; the migration commits on its own.
@@ -44,7 +45,7 @@ async def migrate(conn: psycopg.AsyncConnection[object], schema: str = "queue") 
                 sql.SQL("SELECT COALESCE(max(version), 0) FROM {}.version").format(ident)
             )
             row = await cur.fetchone()
-            current = int(row[0]) if row else 0  # type: ignore[index, call-overload]
+            current = int(row[0]) if row else 0
             if current > LATEST_VERSION:
                 raise MigrationError(
                     f"schema {schema!r} is at version {current}, newer than this code "

@@ -30,14 +30,22 @@ def validate_name(name: object, what: str = "queue") -> str:
     return name
 
 
-def _seconds(value: float | timedelta | None, what: str, *, allow_zero: bool = True) -> float | None:
+def _seconds(
+    value: float | timedelta | None, what: str, *, allow_zero: bool = True
+) -> float | None:
     if value is None:
         return None
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not math.isfinite(seconds)
+    ):
         raise InvalidArgument(f"{what} must be a finite number of seconds, got {value!r}")
     if seconds < 0 or (seconds == 0 and not allow_zero):
-        raise InvalidArgument(f"{what} must be {'>= 0' if allow_zero else '> 0'} seconds, got {value!r}")
+        raise InvalidArgument(
+            f"{what} must be {'>= 0' if allow_zero else '> 0'} seconds, got {value!r}"
+        )
     return float(seconds)
 
 
@@ -98,11 +106,9 @@ class JobOptions:
     headers: dict[str, Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        if self.id is not None and not isinstance(self.id, uuid.UUID):
-            try:
-                object.__setattr__(self, "id", uuid.UUID(str(self.id)))
-            except ValueError as exc:
-                raise InvalidArgument(f"id must be a UUID, got {self.id!r}") from exc
+        given: object = self.id
+        if given is not None and not isinstance(given, uuid.UUID):
+            raise InvalidArgument(f"id must be a uuid.UUID, got {given!r}")
         _int(self.priority, "priority")
         _int(self.retry_limit, "retry_limit", minimum=0)
         if isinstance(self.start_after, datetime):
@@ -113,7 +119,9 @@ class JobOptions:
         if self.singleton_key is not None and (
             not isinstance(self.singleton_key, str) or not self.singleton_key
         ):
-            raise InvalidArgument(f"singleton_key must be a non-empty string, got {self.singleton_key!r}")
+            raise InvalidArgument(
+                f"singleton_key must be a non-empty string, got {self.singleton_key!r}"
+            )
         _seconds(self.singleton_seconds, "singleton_seconds", allow_zero=False)
         if self.debounce and self.singleton_seconds is None:
             raise InvalidArgument("debounce needs singleton_seconds")
@@ -187,7 +195,9 @@ class QueueOptions:
             object.__setattr__(self, "policy", QueuePolicy(self.policy))
         except ValueError as exc:
             allowed = ", ".join(p.value for p in QueuePolicy)
-            raise InvalidArgument(f"unknown queue policy {self.policy!r}; use one of {allowed}") from exc
+            raise InvalidArgument(
+                f"unknown queue policy {self.policy!r}; use one of {allowed}"
+            ) from exc
         _int(self.priority, "priority")
         _int(self.retry_limit, "retry_limit", minimum=0)
         for f in fields(self):

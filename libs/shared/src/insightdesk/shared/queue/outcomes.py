@@ -12,7 +12,7 @@ def _as_seconds(delay: float | timedelta) -> float:
     return seconds
 
 
-class HandlerOutcome(Exception):  # noqa: N818  # a signal, not an error
+class HandlerOutcome(Exception):
     """Base of the outcomes; raised by a handler, interpreted by the worker."""
 
 

@@ -21,5 +21,7 @@ def to_json(value: Any, what: str = "payload") -> str:
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(f"{what} is not JSON-serialisable: {exc}") from exc
     if "\\u0000" in text:
-        raise InvalidArgument(f"{what} contains a NUL character, which PostgreSQL jsonb cannot store")
+        raise InvalidArgument(
+            f"{what} contains a NUL character, which PostgreSQL jsonb cannot store"
+        )
     return text

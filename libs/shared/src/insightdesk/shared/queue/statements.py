@@ -21,10 +21,6 @@ _NAME_MARK = re.compile(r"^--\s*name:\s*([a-z_]+)\s*$", re.MULTILINE)
 SCHEMA_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 
 
-def _package_text(folder: str, filename: str) -> str:
-    return resources.files(__package__).joinpath(folder, filename).read_text(encoding="utf-8")
-
-
 @cache
 def _raw_statements() -> dict[str, str]:
     """Every named statement of every ``sql/*.sql`` file, unformatted."""
@@ -58,7 +54,7 @@ def notify_channel(schema: str) -> str:
 
 
 def _render(text: str, schema: str) -> str:
-    composed = sql.SQL(text).format(  # type: ignore[arg-type]  # texts are trusted package files
+    composed = sql.SQL(text).format(  # trusted package files
         schema=sql.Identifier(schema), channel=sql.Literal(notify_channel(schema))
     )
     return composed.as_string(None)

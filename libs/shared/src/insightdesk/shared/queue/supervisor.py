@@ -52,7 +52,9 @@ class Supervisor:
     def start(self) -> None:
         if not self._tasks:
             self._tasks = [
-                asyncio.create_task(self._every(self.recover_interval, self.recover), name="recover"),
+                asyncio.create_task(
+                    self._every(self.recover_interval, self.recover), name="recover"
+                ),
                 asyncio.create_task(
                     self._every(self.maintenance_interval, self.maintain), name="maintenance"
                 ),
@@ -105,13 +107,17 @@ class Supervisor:
                 return MaintenanceResult(0, 0, ran=False)
             try:
                 while True:
-                    cur = await conn.execute(self.client.sql["purge_finished"], {"limit": self.batch})
+                    cur = await conn.execute(
+                        self.client.sql["purge_finished"], {"limit": self.batch}
+                    )
                     n = cur.rowcount
                     purged += n
                     if n < self.batch:
                         break
                 while True:
-                    cur = await conn.execute(self.client.sql["expire_queued"], {"limit": self.batch})
+                    cur = await conn.execute(
+                        self.client.sql["expire_queued"], {"limit": self.batch}
+                    )
                     n = cur.rowcount
                     expired += n
                     if n < self.batch:

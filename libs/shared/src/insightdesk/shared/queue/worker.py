@@ -112,6 +112,7 @@ class Worker:
         self._failures: list[tuple[Job, dict[str, Any], float | None, bool]] = []
         self._snoozes: list[tuple[Job, float]] = []
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
         self._maybe_ready = True
         self._stopping = False
         self._pump_task: asyncio.Task[None] | None = None
@@ -130,7 +131,9 @@ class Worker:
             asyncio.create_task(self._runner(), name=f"worker:{self.queue}:{i}")
             for i in range(self.concurrency)
         ]
-        self._heartbeat_task = asyncio.create_task(self._heartbeats(), name=f"heartbeat:{self.queue}")
+        self._heartbeat_task = asyncio.create_task(
+            self._heartbeats(), name=f"heartbeat:{self.queue}"
+        )
         self._pump_task = asyncio.create_task(self._pump(), name=f"pump:{self.queue}")
 
     @property
@@ -151,9 +154,10 @@ class Worker:
         if self.listener is not None:
             self.listener.unregister(self.queue, self.notify)
         self._wake.set()
-        deadline = time.monotonic() + timeout
-        while self._inflight and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        if self._inflight:
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout)
         for task in self._runners:
             task.cancel()
         await asyncio.gather(*self._runners, return_exceptions=True)
@@ -216,6 +220,8 @@ class Worker:
                     self._done_outputs.append(text)
             del self._running[job.id]
             self._inflight -= 1
+            if not self._inflight:
+                self._idle.set()
             self._wake.set()
             if self._on_job_done is not None:
                 self._on_job_done(job, outcome, time.perf_counter() - started)
@@ -236,8 +242,13 @@ class Worker:
                         await self._flush_failures(conn)
                     free = self.concurrency - self._inflight
                     want = 0
-                    if not self._stopping and free > 0 and (
-                        self._maybe_ready or (next_start is not None and time.monotonic() >= next_start)
+                    if (
+                        not self._stopping
+                        and free > 0
+                        and (
+                            self._maybe_ready
+                            or (next_start is not None and time.monotonic() >= next_start)
+                        )
                     ):
                         want = min(free, self.batch_size)
                     if want or self._done_ids:
@@ -267,9 +278,12 @@ class Worker:
                     self.stats.errors += 1
                     log.warning(
                         "worker %s lost its database connection (%s); retrying in %.2fs",
-                        self.queue, exc, backoff,
+                        self.queue,
+                        exc,
+                        backoff,
                     )
-                    conn = await self._discard(conn)
+                    await self._discard(conn)
+                    conn = None
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     self._maybe_ready = True
@@ -310,7 +324,23 @@ class Worker:
             put = self._ready.put_nowait
             self._inflight += len(rows)
             for r in rows:
-                put(Job(r[0], queue, r[1], r[2], r[3] or {}, r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11]))
+                put(
+                    Job(
+                        r[0],
+                        queue,
+                        r[1],
+                        r[2],
+                        r[3] or {},
+                        r[4],
+                        r[5],
+                        r[6],
+                        r[7],
+                        r[8],
+                        r[9],
+                        r[10],
+                        r[11],
+                    )
+                )
         return len(rows)
 
     async def _next_start(self, conn: psycopg.AsyncConnection[Any]) -> float | None:
@@ -382,7 +412,6 @@ class Worker:
         if conn is not None:
             with contextlib.suppress(Exception):
                 await self.client.pool.putconn(conn)
-        return None
 
     # ------------------------------------------------------------------ heartbeats
 

@@ -1,0 +1,92 @@
+"""A standalone queue worker process for the multi-process integration tests (not a test module).
+
+Usage::
+
+    python worker_process.py DSN QUEUE CONCURRENCY SLEEP HEARTBEAT [--recover-interval S]
+
+Every job execution first records itself in the table ``executions(job_id, i, pid, at)`` (which
+the test creates beforehand) through a pool of its own, then sleeps ``SLEEP`` seconds and returns.
+The process prints ``READY`` once ``work()`` has started, and on SIGTERM (or SIGINT) stops the
+worker gracefully with ``QueueClient.close()`` and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from insightdesk.shared.queue import Job, QueueClient
+
+RECORD_SQL = "INSERT INTO executions (job_id, i, pid, at) VALUES (%s, %s, %s, clock_timestamp())"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("dsn")
+    parser.add_argument("queue")
+    parser.add_argument("concurrency", type=int)
+    parser.add_argument("sleep", type=float, help="seconds each handler sleeps after recording")
+    parser.add_argument("heartbeat", type=float, help="default_heartbeat passed to work()")
+    parser.add_argument("--recover-interval", type=float, default=0.5)
+    parser.add_argument("--poll-interval", type=float, default=0.5)
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> int:
+    pid = os.getpid()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    records: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        args.dsn,
+        min_size=1,
+        max_size=max(1, args.concurrency),
+        kwargs={"autocommit": True},
+        open=False,
+    )
+    await records.open(wait=True, timeout=30)
+    try:
+        async with QueueClient.connect(args.dsn, migrate_schema=False) as client:
+
+            async def handler(job: Job) -> None:
+                i = job.data.get("i") if isinstance(job.data, dict) else None
+                async with records.connection() as conn:
+                    await conn.execute(RECORD_SQL, (job.id, i, pid))
+                await asyncio.sleep(args.sleep)
+
+            client.supervisor.recover_interval = args.recover_interval
+            await client.work(
+                args.queue,
+                handler,
+                concurrency=args.concurrency,
+                poll_interval=args.poll_interval,
+                default_heartbeat=args.heartbeat,
+            )
+            print("READY", flush=True)
+            await stop.wait()
+            await client.close()
+    finally:
+        await records.close()
+    return 0
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format=f"%(asctime)s [worker pid {os.getpid()}] %(levelname)s %(name)s: %(message)s",
+    )
+    sys.exit(asyncio.run(run(parse_args(sys.argv[1:]))))
+
+
+if __name__ == "__main__":
+    main()
