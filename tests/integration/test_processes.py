@@ -41,7 +41,6 @@ class WorkerProcess:
         return self.proc.pid
 
     def stderr_text(self) -> str:
-        self._stderr.flush()
         return self.stderr_path.read_text(errors="replace")
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
@@ -64,6 +63,9 @@ class WorkerProcess:
         if self.proc.returncode is None:
             self.proc.kill()
         return await self.proc.wait()
+
+    def close_log(self) -> None:
+        self._stderr.close()
 
 
 class Spawner:
@@ -108,7 +110,7 @@ class Spawner:
         for child in self.children:
             with contextlib.suppress(ProcessLookupError):
                 await child.kill()
-            child._stderr.close()
+            child.close_log()
 
 
 @pytest.fixture

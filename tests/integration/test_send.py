@@ -26,7 +26,9 @@ from .helpers import wait_until
 
 
 async def _job_count(client: QueueClient) -> int:
-    return sum(s.created + s.retry + s.active + s.completed + s.failed for s in await client.stats())
+    return sum(
+        s.created + s.retry + s.active + s.completed + s.failed for s in await client.stats()
+    )
 
 
 async def test_send_applies_queue_defaults_and_job_overrides(client: QueueClient) -> None:
@@ -81,7 +83,11 @@ async def test_send_many_with_per_job_options_and_rejections(client: QueueClient
     await client.send("mixed", {"first": True}, JobOptions(id=fixed))
     ids = await client.send_many(
         "mixed",
-        [NewJob({"a": 1}, JobOptions(priority=3)), NewJob({"dup": 1}, JobOptions(id=fixed)), {"b": 2}],
+        [
+            NewJob({"a": 1}, JobOptions(priority=3)),
+            NewJob({"dup": 1}, JobOptions(id=fixed)),
+            {"b": 2},
+        ],
     )
     assert ids[0] is not None and ids[1] is None and ids[2] is not None
     assert (await client.get_job(ids[0])).priority == 3
@@ -122,7 +128,9 @@ async def test_send_in_psycopg_transaction_rolls_back_and_commits_with_it(
     assert [j.id for j in await client.find_jobs("outbox")] == [kept]
 
 
-async def test_send_in_sqlalchemy_session_joins_its_transaction(client: QueueClient, db_dsn: str) -> None:
+async def test_send_in_sqlalchemy_session_joins_its_transaction(
+    client: QueueClient, db_dsn: str
+) -> None:
     await client.create_queue("orm")
     engine = create_async_engine(
         db_dsn.replace("postgresql://", "postgresql+psycopg://", 1)

@@ -9,13 +9,14 @@ alone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from insightdesk.shared.queue.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,5 @@ class Listener:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None

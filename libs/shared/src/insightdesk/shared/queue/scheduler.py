@@ -14,7 +14,6 @@ older than ``grace``, oldest first. Slots older than that are passed over, never
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from insightdesk.shared.errors import InvalidArgument, QueueNotFound
 from insightdesk.shared.queue.cron import load_zone, parse_cron
 from insightdesk.shared.queue.options import JobOptions, validate_name
 from insightdesk.shared.queue.payloads import to_json
+from insightdesk.shared.queue.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from insightdesk.shared.queue.client import QueueClient
@@ -191,9 +191,7 @@ class CronScheduler:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:

@@ -9,7 +9,6 @@ Retention purges are heavier, so only the process holding an advisory lock does 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.rows import dict_row
 
+from insightdesk.shared.queue.tasks import cancel_and_wait
 from insightdesk.shared.queue.worker import DEFAULT_HEARTBEAT
 
 if TYPE_CHECKING:
@@ -62,10 +62,7 @@ class Supervisor:
 
     async def stop(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._tasks = []
 
     async def _every(self, interval: float, action: Any) -> None:

@@ -33,6 +33,7 @@ from insightdesk.shared.queue.jobs import Job
 from insightdesk.shared.queue.options import validate_name
 from insightdesk.shared.queue.outcomes import Reject, RetryLater, Snooze
 from insightdesk.shared.queue.payloads import to_json
+from insightdesk.shared.queue.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from insightdesk.shared.queue.client import QueueClient
@@ -115,6 +116,7 @@ class Worker:
         self._idle = asyncio.Event()
         self._maybe_ready = True
         self._stopping = False
+        self._runners_gone = False
         self._pump_task: asyncio.Task[None] | None = None
         self._runners: list[asyncio.Task[None]] = []
         self._heartbeat_task: asyncio.Task[None] | None = None
@@ -161,13 +163,11 @@ class Worker:
         for task in self._runners:
             task.cancel()
         await asyncio.gather(*self._runners, return_exceptions=True)
+        self._runners_gone = True  # whatever is still in _running is released by the pump
         self._wake.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._pump_task
+        await asyncio.wait([self._pump_task])
         if self._heartbeat_task is not None:
-            self._heartbeat_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat_task
+            await cancel_and_wait(self._heartbeat_task)
         self._pump_task = None
 
     # ------------------------------------------------------------------ runners
@@ -261,7 +261,11 @@ class Worker:
                             else:
                                 self._maybe_ready = True
                             continue
-                    if self._stopping and not self._inflight and not self._done_ids:
+                    if (
+                        self._stopping
+                        and (not self._inflight or self._runners_gone)
+                        and not self._done_ids
+                    ):
                         break
                     if self._stopping and self._failures:
                         continue
@@ -306,6 +310,7 @@ class Worker:
             "done_outputs": outputs,
             "name": self.queue,
             "limit": want,
+            "default_heartbeat": self.default_heartbeat,
         }
         cur = conn.cursor(row_factory=tuple_row)
         try:

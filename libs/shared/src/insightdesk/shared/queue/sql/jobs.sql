@@ -78,7 +78,8 @@ WITH done AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE {schema}.job j
-SET state = 'active', started_on = now(), heartbeat_on = now(), lease = gen_random_uuid()
+SET state = 'active', started_on = now(), heartbeat_on = now(), lease = gen_random_uuid(),
+    heartbeat = COALESCE(j.heartbeat, %(default_heartbeat)s)
 FROM next WHERE j.id = next.id
 RETURNING j.id, j.lease, j.data, j.headers, j.retry_count, j.retry_limit, j.expire_in,
           j.heartbeat, j.priority, j.singleton_key, j.created_on, j.start_after;
@@ -108,7 +109,8 @@ WITH done AS (
     SELECT DISTINCT ON (k) id FROM candidates ORDER BY k, priority DESC, seq
 )
 UPDATE {schema}.job j
-SET state = 'active', started_on = now(), heartbeat_on = now(), lease = gen_random_uuid()
+SET state = 'active', started_on = now(), heartbeat_on = now(), lease = gen_random_uuid(),
+    heartbeat = COALESCE(j.heartbeat, %(default_heartbeat)s)
 FROM next WHERE j.id = next.id
 RETURNING j.id, j.lease, j.data, j.headers, j.retry_count, j.retry_limit, j.expire_in,
           j.heartbeat, j.priority, j.singleton_key, j.created_on, j.start_after;

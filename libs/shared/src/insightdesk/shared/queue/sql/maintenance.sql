@@ -13,7 +13,9 @@ WITH stale AS (
     FROM {schema}.job j
     WHERE j.state = 'active'
       AND (j.started_on + j.expire_in * interval '1 second' < now()
-           OR j.heartbeat_on + COALESCE(j.heartbeat, %(default_heartbeat)s) * interval '1 second' < now())
+           -- a database restart is not a dead worker: count from whichever is later
+           OR GREATEST(j.heartbeat_on, pg_postmaster_start_time())
+              + COALESCE(j.heartbeat, %(default_heartbeat)s) * interval '1 second' < now())
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
