@@ -234,8 +234,36 @@ class QueueClient:
         With ``conn`` the job joins the caller's open transaction and becomes visible (and wakes
         workers) only when that transaction commits.
         """
-        ids = await self.send_many(queue, [NewJob(data, options or DEFAULT_JOB_OPTIONS)], conn=conn)
-        return ids[0]
+        validate_name(queue)
+        opts = options or DEFAULT_JOB_OPTIONS
+        params = {
+            "name": queue,
+            "id": opts.id,
+            "data": None if data is None else to_json(data),
+            "headers": to_json(opts.headers, "headers") if opts.headers else None,
+            "opts": to_json(opts.to_wire()),
+        }
+        statement = self.sql["insert_job"]
+        async with borrow(self.pool, conn) as c:
+            try:
+                cur = await c.execute(statement, params)
+                row = await cur.fetchone()
+                if row is None and opts.debounce:  # slot taken: try the next one
+                    params["opts"] = to_json(opts.to_wire(slot_offset=1))
+                    cur = await c.execute(statement, params)
+                    row = await cur.fetchone()
+                if row is None:
+                    cur = await c.execute(self.sql["queue_exists"], {"name": queue})
+                    exists = await cur.fetchone()
+                    if not (exists and exists[0]):
+                        raise QueueNotFound(
+                            f"queue {queue!r} does not exist; create it with create_queue()"
+                        )
+                    return None
+            except psycopg.Error as exc:
+                raise _wrap(exc, "send") from exc
+        job_id: uuid.UUID = row[0]
+        return job_id
 
     async def send_many(
         self,

@@ -17,14 +17,19 @@ from psycopg import sql
 
 from insightdesk.shared.errors import InvalidQueueName
 
-_NAME_MARK = re.compile(r"^--\s*name:\s*([a-z_]+)\s*$", re.MULTILINE)
+_NAME_MARK = re.compile(r"^--\s*(name|fragment):\s*([a-z_]+)\s*$", re.MULTILINE)
 SCHEMA_PATTERN = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 
 
 @cache
-def _raw_statements() -> dict[str, str]:
-    """Every named statement of every ``sql/*.sql`` file, unformatted."""
+def _raw_statements() -> tuple[dict[str, str], dict[str, str]]:
+    """Every named statement and every fragment of the ``sql/*.sql`` files, unformatted.
+
+    A fragment (``-- fragment: job_values``) is SQL text that statements include as
+    ``{job_values}``, so one column list serves several statements.
+    """
     found: dict[str, str] = {}
+    fragments: dict[str, str] = {}
     folder = resources.files(__package__).joinpath("sql")
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".sql"):
@@ -33,11 +38,17 @@ def _raw_statements() -> dict[str, str]:
         marks = list(_NAME_MARK.finditer(text))
         for i, mark in enumerate(marks):
             end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
-            name = mark.group(1)
-            if name in found:
-                raise RuntimeError(f"duplicate SQL statement name {name!r} in {entry.name}")
-            found[name] = text[mark.end() : end].strip().rstrip(";")
-    return found
+            kind, name = mark.group(1), mark.group(2)
+            target = found if kind == "name" else fragments
+            if name in found or name in fragments:
+                raise RuntimeError(f"duplicate SQL name {name!r} in {entry.name}")
+            body = text[mark.end() : end].strip().rstrip(";")
+            target[name] = (
+                "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("--"))
+                if kind == "fragment"
+                else body
+            )
+    return found, fragments
 
 
 def validate_schema(schema: str) -> str:
@@ -53,9 +64,11 @@ def notify_channel(schema: str) -> str:
     return f"{schema}_jobs"
 
 
-def _render(text: str, schema: str) -> str:
+def _render(text: str, schema: str, fragments: dict[str, sql.Composable] | None = None) -> str:
     composed = sql.SQL(text).format(  # trusted package files
-        schema=sql.Identifier(schema), channel=sql.Literal(notify_channel(schema))
+        schema=sql.Identifier(schema),
+        channel=sql.Literal(notify_channel(schema)),
+        **(fragments or {}),
     )
     return composed.as_string(None)
 
@@ -89,7 +102,12 @@ class Statements:
 
     def __init__(self, schema: str) -> None:
         self.schema = validate_schema(schema)
-        self._by_name = {name: _render(text, schema) for name, text in _raw_statements().items()}
+        raw, raw_fragments = _raw_statements()
+        fragments: dict[str, sql.Composable] = {
+            name: sql.SQL(_render(text, schema))
+            for name, text in raw_fragments.items()
+        }
+        self._by_name = {name: _render(text, schema, fragments) for name, text in raw.items()}
 
     def __getitem__(self, name: str) -> str:
         return self._by_name[name]

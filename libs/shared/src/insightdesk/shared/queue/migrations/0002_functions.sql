@@ -14,6 +14,15 @@ RETURNS double precision LANGUAGE sql VOLATILE AS $$
         COALESCE(p_max, 'infinity'::double precision))
 $$;
 
+-- Start of the throttle slot a job's options put it in (NULL without singleton_seconds); with
+-- singleton_offset = 1 it is the next slot (debounce).
+CREATE FUNCTION {schema}.slot_start(o jsonb) RETURNS timestamptz LANGUAGE sql STABLE AS $$
+    SELECT to_timestamp(
+        (floor(extract(epoch FROM now()) / (o->>'singleton_seconds')::double precision)
+         + COALESCE((o->>'singleton_offset')::int, 0))
+        * (o->>'singleton_seconds')::double precision)
+$$;
+
 -- Fail active jobs whose (id, lease) match. A job with attempts left goes to 'retry' with
 -- start_after = now() + delay; otherwise to 'failed', and a copy goes to its dead-letter queue
 -- carrying the error and where it came from. p_delays overrides the computed backoff per job

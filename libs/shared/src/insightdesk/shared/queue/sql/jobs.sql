@@ -1,10 +1,51 @@
 -- Hot-path statements of the engine. "{schema}" is the quoted schema identifier; parameters are
 -- psycopg named placeholders. Every statement is safe to run twice.
 
+-- fragment: job_columns
+id, name, priority, data, headers, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
+expire_in, heartbeat, delete_after, keep_until, start_after, singleton_key, singleton_on, dead_letter
+
+-- fragment: job_values
+-- One job row from "t": a queue row (q.*) plus the job's id, data, headers and its option
+-- overrides "o" (JSON, see JobOptions.to_wire); options fall back to the queue's defaults.
+t.id, t.name,
+COALESCE((t.o->>'priority')::int, t.priority),
+t.data, t.headers, t.policy,
+COALESCE((t.o->>'retry_limit')::int, t.retry_limit),
+COALESCE((t.o->>'retry_delay')::double precision, t.retry_delay),
+COALESCE((t.o->>'retry_backoff')::boolean, t.retry_backoff),
+COALESCE((t.o->>'retry_delay_max')::double precision, t.retry_delay_max),
+COALESCE((t.o->>'expire_in')::double precision, t.expire_in),
+COALESCE((t.o->>'heartbeat')::double precision, t.heartbeat),
+COALESCE((t.o->>'delete_after')::double precision, t.delete_after),
+now() + COALESCE((t.o->>'retention')::double precision, t.retention) * interval '1 second',
+GREATEST(
+    COALESCE((t.o->>'start_after')::timestamptz,
+             now() + COALESCE((t.o->>'delay')::double precision, 0) * interval '1 second'),
+    CASE WHEN (t.o->>'singleton_offset')::int > 0 THEN {schema}.slot_start(t.o) END,
+    now()),
+t.o->>'singleton_key',
+{schema}.slot_start(t.o),
+COALESCE(t.o->>'dead_letter', t.dead_letter)
+
+-- name: insert_job
+-- One job into one queue: the lean path of send(). No row back means a policy, throttle or an
+-- existing id rejected it, or the queue does not exist (the caller tells these apart).
+INSERT INTO {schema}.job ({job_columns})
+SELECT {job_values}
+FROM (SELECT q.*, COALESCE(%(id)s::uuid, gen_random_uuid()) AS id, %(data)s::jsonb AS data,
+             %(headers)s::jsonb AS headers, %(opts)s::jsonb AS o
+      FROM {schema}.queue q WHERE q.name = %(name)s) t
+ON CONFLICT DO NOTHING
+RETURNING id;
+
+-- name: queue_exists
+SELECT EXISTS (SELECT 1 FROM {schema}.queue WHERE name = %(name)s);
+
 -- name: insert_jobs
--- Insert one job per input row into one queue (send) or into every queue subscribed to an event
--- (publish), applying per-job options over queue defaults. Rows a policy, throttle or an existing
--- id rejects are skipped (ON CONFLICT DO NOTHING), so racing senders never error.
+-- Insert one job per input row into one queue (send_many) or into every queue subscribed to an
+-- event (publish). Rows a policy, throttle or an existing id rejects are skipped (ON CONFLICT DO
+-- NOTHING), so racing senders never error. Returns the ids in input order, NULL where rejected.
 WITH q AS (
     SELECT * FROM {schema}.queue WHERE name = %(name)s
     UNION ALL
@@ -15,42 +56,12 @@ WITH q AS (
            COALESCE(u.opts, %(common)s::jsonb) AS o
     FROM unnest(%(ids)s::uuid[], %(data)s::jsonb[], %(headers)s::jsonb[], %(opts)s::jsonb[])
          WITH ORDINALITY AS u(id, data, headers, opts, ord)
-), rows AS (
-    SELECT CASE WHEN %(event)s::text IS NULL THEN s.id ELSE gen_random_uuid() END AS id,
-           s.data, s.headers, s.o, q.*,
-           (s.o->>'singleton_seconds')::double precision AS slot_len,
-           COALESCE((s.o->>'singleton_offset')::int, 0) AS slot_offset
-    FROM src s CROSS JOIN q
-), timed AS (
-    SELECT r.*,
-           CASE WHEN r.slot_len IS NULL THEN NULL
-                ELSE to_timestamp((floor(extract(epoch FROM now()) / r.slot_len) + r.slot_offset) * r.slot_len)
-           END AS slot
-    FROM rows r
 ), ins AS (
-    INSERT INTO {schema}.job (id, name, priority, data, headers, policy, retry_limit, retry_delay,
-                              retry_backoff, retry_delay_max, expire_in, heartbeat, delete_after,
-                              keep_until, start_after, singleton_key, singleton_on, dead_letter)
-    SELECT t.id, t.name,
-           COALESCE((t.o->>'priority')::int, t.priority),
-           t.data, t.headers, t.policy,
-           COALESCE((t.o->>'retry_limit')::int, t.retry_limit),
-           COALESCE((t.o->>'retry_delay')::double precision, t.retry_delay),
-           COALESCE((t.o->>'retry_backoff')::boolean, t.retry_backoff),
-           COALESCE((t.o->>'retry_delay_max')::double precision, t.retry_delay_max),
-           COALESCE((t.o->>'expire_in')::double precision, t.expire_in),
-           COALESCE((t.o->>'heartbeat')::double precision, t.heartbeat),
-           COALESCE((t.o->>'delete_after')::double precision, t.delete_after),
-           now() + COALESCE((t.o->>'retention')::double precision, t.retention) * interval '1 second',
-           GREATEST(
-               COALESCE((t.o->>'start_after')::timestamptz,
-                        now() + COALESCE((t.o->>'delay')::double precision, 0) * interval '1 second'),
-               CASE WHEN t.slot_offset > 0 THEN t.slot END,
-               now()),
-           t.o->>'singleton_key',
-           t.slot,
-           COALESCE(t.o->>'dead_letter', t.dead_letter)
-    FROM timed t
+    INSERT INTO {schema}.job ({job_columns})
+    SELECT {job_values}
+    FROM (SELECT q.*, CASE WHEN %(event)s::text IS NULL THEN s.id ELSE gen_random_uuid() END AS id,
+                 s.data, s.headers, s.o
+          FROM src s CROSS JOIN q) t
     ON CONFLICT DO NOTHING
     RETURNING id
 )
