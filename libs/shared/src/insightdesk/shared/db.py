@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,9 @@ class EmbeddedPostgres:
 def start_embedded(data_dir: Path) -> EmbeddedPostgres:
     """Start (or reuse) an embedded PostgreSQL whose data lives in ``data_dir``."""
     try:
-        import pgserver  # noqa: PLC0415  # optional heavy dependency, only when asked for
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            import pgserver  # noqa: PLC0415  # optional heavy dependency, only when asked for
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise ConfigurationError(
             "no DATABASE_URL and the embedded PostgreSQL (pgserver) is not installed"

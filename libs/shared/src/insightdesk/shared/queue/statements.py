@@ -104,8 +104,7 @@ class Statements:
         self.schema = validate_schema(schema)
         raw, raw_fragments = _raw_statements()
         fragments: dict[str, sql.Composable] = {
-            name: sql.SQL(_render(text, schema))
-            for name, text in raw_fragments.items()
+            name: sql.SQL(_render(text, schema)) for name, text in raw_fragments.items()
         }
         self._by_name = {name: _render(text, schema, fragments) for name, text in raw.items()}
 
