@@ -28,7 +28,6 @@ from insightdesk.shared.errors import (
 )
 from insightdesk.shared.queue.connections import Executor, borrow
 from insightdesk.shared.queue.jobs import JobInfo, JobState, QueueStats
-from insightdesk.shared.queue.listener import Listener
 from insightdesk.shared.queue.migrator import migrate
 from insightdesk.shared.queue.options import (
     DEFAULT_JOB_OPTIONS,
@@ -73,7 +72,6 @@ class QueueClient:
         self.sql: Statements = statements(schema)
         self.channel = notify_channel(schema)
         self.dsn: str = dsn if dsn is not None else str(pool.conninfo)
-        self._listener: Listener | None = None
         self._workers: list[Worker] = []
         self.supervisor = Supervisor(self)
 
@@ -126,8 +124,6 @@ class QueueClient:
         to run in every process). :meth:`close` stops everything gracefully.
         """
         definition = await self.get_queue(queue)
-        if listen and self._listener is None:
-            self._listener = Listener(self.dsn, self.channel)
         worker = Worker(
             self,
             queue,
@@ -137,7 +133,7 @@ class QueueClient:
             poll_interval=poll_interval,
             shutdown_timeout=shutdown_timeout,
             default_heartbeat=default_heartbeat,
-            listener=self._listener if listen else None,
+            listen=listen,
             keyed=definition["policy"] in {"singleton", "stately"},
         )
         await worker.start()
@@ -152,9 +148,6 @@ class QueueClient:
         workers, self._workers = self._workers, []
         await asyncio.gather(*(w.stop(timeout) for w in workers))
         await self.supervisor.stop()
-        if self._listener is not None:
-            await self._listener.close()
-            self._listener = None
 
     # ------------------------------------------------------------------ schema and queues
 

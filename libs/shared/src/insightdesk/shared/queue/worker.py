@@ -6,8 +6,9 @@ free slots, so a busy worker spends about one round trip per batch. ``concurrenc
 *runner* coroutines take claimed jobs from an in-memory queue and call the handler; no task is
 created per job. Failures, snoozes and heartbeats use their own (rarer) statements.
 
-When the queue is empty the pump sleeps until the first of: a NOTIFY for its queue, the next
-``start_after`` among its delayed jobs, or the poll interval (a safety net for lost
+When the queue is empty the pump sleeps until the first of: a NOTIFY for its queue (the pump's
+own connection LISTENs, so the backend that delivers the notification runs the claim too), the
+next ``start_after`` among its delayed jobs, or the poll interval (a safety net for lost
 notifications). On stop it stops claiming, lets in-flight jobs finish within a timeout and
 releases whatever is still running back to the queue without using an attempt.
 """
@@ -26,6 +27,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import tuple_row
 
 from insightdesk.shared.errors import InvalidArgument
@@ -37,7 +39,6 @@ from insightdesk.shared.queue.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from insightdesk.shared.queue.client import QueueClient
-    from insightdesk.shared.queue.listener import Listener
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class Worker:
         poll_interval: float = 2.0,
         shutdown_timeout: float = 30.0,
         default_heartbeat: float = DEFAULT_HEARTBEAT,
-        listener: Listener | None = None,
+        listen: bool = True,
         keyed: bool = False,
         on_job_done: Callable[[Job, str, float], None] | None = None,
     ) -> None:
@@ -100,7 +101,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.shutdown_timeout = shutdown_timeout
         self.default_heartbeat = default_heartbeat
-        self.listener = listener
+        self.listen = listen
         self.stats = WorkerStats()
         self._fetch_sql = client.sql["fetch_keyed" if keyed else "fetch"]
         self._on_job_done = on_job_done
@@ -127,8 +128,6 @@ class Worker:
     async def start(self) -> None:
         if self._pump_task is not None:
             return
-        if self.listener is not None:
-            self.listener.register(self.queue, self.notify)
         self._runners = [
             asyncio.create_task(self._runner(), name=f"worker:{self.queue}:{i}")
             for i in range(self.concurrency)
@@ -153,8 +152,6 @@ class Worker:
             return
         timeout = self.shutdown_timeout if timeout is None else timeout
         self._stopping = True
-        if self.listener is not None:
-            self.listener.unregister(self.queue, self.notify)
         self._wake.set()
         if self._inflight:
             self._idle.clear()
@@ -236,7 +233,7 @@ class Worker:
             while True:
                 try:
                     if conn is None or conn.closed:
-                        conn = await self.client.pool.getconn()
+                        conn = await self._connect()
                         self.started.set()
                     if self._failures or self._snoozes:
                         await self._flush_failures(conn)
@@ -274,10 +271,7 @@ class Worker:
                         timeout = min(timeout, max(0.0, next_start - time.monotonic()))
                     self._wake.clear()
                     if not (self._done_ids or self._failures or self._snoozes):
-                        try:
-                            await asyncio.wait_for(self._wake.wait(), timeout)
-                        except TimeoutError:
-                            self._maybe_ready = True  # poll: NOTIFY may have been lost
+                        await self._sleep_until_woken(conn, timeout)
                 except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                     self.stats.errors += 1
                     log.warning(
@@ -298,7 +292,46 @@ class Worker:
         finally:
             await self._release_running(conn)
             if conn is not None:
+                if self.listen and not conn.closed:
+                    with contextlib.suppress(psycopg.Error):
+                        await conn.execute("UNLISTEN *")
                 await self.client.pool.putconn(conn)
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        """Take the pump's connection; it also LISTENs, so a NOTIFY wakes the very backend
+        that then runs the claim (no second idle process to wake on the pickup path)."""
+        conn: psycopg.AsyncConnection[Any] = await self.client.pool.getconn()
+        if self.listen:
+            conn.add_notify_handler(self._on_notify)
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.client.channel)))
+        self._maybe_ready = True  # anything sent while we were not listening
+        return conn
+
+    def _on_notify(self, note: psycopg.Notify) -> None:
+        if note.payload == self.queue:
+            self._maybe_ready = True
+            self._wake.set()
+
+    async def _sleep_until_woken(self, conn: psycopg.AsyncConnection[Any], timeout: float) -> None:
+        """Sleep until a runner finishes, a NOTIFY arrives on the pump's connection, the next
+        delayed job is due, or the poll interval passes (a safety net for lost notifications)."""
+        loop = asyncio.get_running_loop()
+        fd = conn.pgconn.socket if self.listen else -1
+        if fd >= 0:
+            loop.add_reader(fd, self._wake.set)
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except TimeoutError:
+            self._maybe_ready = True
+        finally:
+            if fd >= 0:
+                loop.remove_reader(fd)
+        if fd >= 0:
+            pgconn = conn.pgconn
+            pgconn.consume_input()  # raises OperationalError if the server went away
+            while (note := pgconn.notifies()) is not None:
+                if note.extra.decode() == self.queue:
+                    self._maybe_ready = True
 
     async def _cycle(self, conn: psycopg.AsyncConnection[Any], want: int) -> int:
         # Take the finished jobs now: runners append to fresh lists while the statement runs.
