@@ -320,7 +320,7 @@ class QueueClient:
         }
         async with borrow(self.pool, conn) as c:
             try:
-                cur = await c.execute(self.sql["insert_jobs"], params)
+                cur = await c.execute(self.sql["insert_jobs"], params, binary=True)
                 row = await cur.fetchone()
             except psycopg.Error as exc:
                 raise _wrap(exc, "send") from exc

@@ -22,7 +22,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +57,6 @@ class WorkerStats:
     released: int = 0
     cycles: int = 0
     errors: int = 0
-    durations: list[float] = field(default_factory=list)
 
 
 def error_document(exc: BaseException) -> dict[str, Any]:
@@ -177,8 +176,9 @@ class Worker:
             self._running[job.id] = job
             started = time.perf_counter()
             outcome = "completed"
+            deadline = asyncio.timeout(job.expire_in)
             try:
-                async with asyncio.timeout(job.expire_in):
+                async with deadline:
                     output = await handler(job)
             except Snooze as snooze:
                 outcome = "snoozed"
@@ -194,8 +194,10 @@ class Worker:
                 self._failures.append((job, error_document(reject), None, True))
             except TimeoutError as exc:
                 outcome = "failed"
-                err = TimeoutError(f"job ran longer than expire_in ({job.expire_in}s)")
-                err.__cause__ = exc
+                err: BaseException = exc
+                if deadline.expired():  # ours, not a timeout raised inside the handler
+                    err = TimeoutError(f"job ran longer than expire_in ({job.expire_in}s)")
+                    err.__cause__ = exc
                 self._failures.append((job, error_document(err), None, False))
             except asyncio.CancelledError:
                 # Shutdown timed out while this job ran: it stays in _running and the pump
@@ -345,7 +347,7 @@ class Worker:
             "limit": want,
             "default_heartbeat": self.default_heartbeat,
         }
-        cur = conn.cursor(row_factory=tuple_row)
+        cur = conn.cursor(row_factory=tuple_row, binary=True)
         try:
             await cur.execute(self._fetch_sql, params)
             rows = await cur.fetchall() if want else []

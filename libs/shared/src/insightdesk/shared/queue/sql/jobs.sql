@@ -54,7 +54,9 @@ WITH q AS (
 ), src AS (
     SELECT COALESCE(u.id, gen_random_uuid()) AS id, u.ord, u.data, u.headers,
            COALESCE(u.opts, %(common)s::jsonb) AS o
-    FROM unnest(%(ids)s::uuid[], %(data)s::jsonb[], %(headers)s::jsonb[], %(opts)s::jsonb[])
+    -- binary parameters: no array-literal quoting of the JSON texts on either side
+    FROM unnest(%(ids)b::uuid[], %(data)b::text[]::jsonb[], %(headers)b::text[]::jsonb[],
+                %(opts)b::text[]::jsonb[])
          WITH ORDINALITY AS u(id, data, headers, opts, ord)
 ), ins AS (
     INSERT INTO {schema}.job ({job_columns})
@@ -78,7 +80,8 @@ SELECT
 WITH done AS (
     UPDATE {schema}.job j
     SET state = 'completed', completed_on = now(), output = d.output, heartbeat_on = NULL
-    FROM unnest(%(done_ids)s::uuid[], %(done_leases)s::uuid[], %(done_outputs)s::jsonb[]) AS d(id, lease, output)
+    FROM unnest(%(done_ids)b::uuid[], %(done_leases)b::uuid[], %(done_outputs)b::text[]::jsonb[])
+         AS d(id, lease, output)
     WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
     RETURNING j.id
 ), next AS (
@@ -102,7 +105,8 @@ RETURNING j.id, j.lease, j.data, j.headers, j.retry_count, j.retry_limit, j.expi
 WITH done AS (
     UPDATE {schema}.job j
     SET state = 'completed', completed_on = now(), output = d.output, heartbeat_on = NULL
-    FROM unnest(%(done_ids)s::uuid[], %(done_leases)s::uuid[], %(done_outputs)s::jsonb[]) AS d(id, lease, output)
+    FROM unnest(%(done_ids)b::uuid[], %(done_leases)b::uuid[], %(done_outputs)b::text[]::jsonb[])
+         AS d(id, lease, output)
     WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
     RETURNING j.id
 ), candidates AS (
