@@ -180,3 +180,11 @@ async def test_concurrent_migrations_apply_each_version_once(pg_server_dsn: str)
     finally:
         with psycopg.connect(pg_server_dsn, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+async def test_ensure_queue_creates_once_and_never_overwrites(client: QueueClient) -> None:
+    await client.ensure_queue("owned")
+    assert (await client.get_queue("owned"))["retry_limit"] == 2
+    await client.create_queue("owned", QueueOptions(retry_limit=9))
+    await client.ensure_queue("owned")
+    assert (await client.get_queue("owned"))["retry_limit"] == 9

@@ -1,6 +1,6 @@
 """Several worker processes on one queue: no job runs twice; a SIGKILLed worker's jobs come back.
 
-Each worker is ``worker_process.py`` run with ``sys.executable``; every job execution records a
+Each worker is ``python -m tests.integration.worker_process``; every job execution records a
 row in ``executions(job_id, i, pid, at)``, so the database itself tells how often each job ran
 and in which process.
 """
@@ -23,7 +23,7 @@ import pytest
 
 from insightdesk.shared.queue import JobState, QueueClient, QueueOptions
 
-WORKER_SCRIPT = Path(__file__).with_name("worker_process.py")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class WorkerProcess:
@@ -89,7 +89,8 @@ class Spawner:
         stderr = stderr_path.open("wb")
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
-            str(WORKER_SCRIPT),
+            "-m",  # as a module: a script's folder on sys.path could shadow the stdlib
+            "tests.integration.worker_process",
             self.dsn,
             queue,
             str(concurrency),
@@ -98,6 +99,7 @@ class Spawner:
             "--recover-interval",
             str(recover_interval),
             stdin=asyncio.subprocess.DEVNULL,
+            cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
             stderr=stderr,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -183,6 +183,11 @@ class QueueClient:
         except psycopg.errors.CheckViolation as exc:
             raise InvalidArgument(f"queue {name!r} cannot be its own dead-letter queue") from exc
 
+    async def ensure_queue(self, name: str) -> None:
+        """Create ``name`` with default options unless it exists (a sender's safety net; the
+        consuming service owns the definition and sets it with :meth:`create_queue`)."""
+        await self._execute("ensure_queue", {"name": validate_name(name)})
+
     async def get_queue(self, name: str) -> dict[str, Any]:
         rows = await self._fetch("get_queue", {"name": validate_name(name)})
         if not rows:

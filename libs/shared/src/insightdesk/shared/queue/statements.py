@@ -9,7 +9,6 @@ prepares it server-side after a few uses).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
@@ -71,28 +70,6 @@ def _render(text: str, schema: str, fragments: dict[str, sql.Composable] | None 
         **(fragments or {}),
     )
     return composed.as_string(None)
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    name: str
-    text: str
-
-
-@cache
-def migrations(schema: str) -> tuple[Migration, ...]:
-    """The schema migrations in version order, rendered for ``schema``."""
-    folder = resources.files(__package__).joinpath("migrations")
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            version = int(entry.name.split("_", 1)[0])
-            found.append(
-                Migration(version, entry.name, _render(entry.read_text(encoding="utf-8"), schema))
-            )
-    found.sort(key=lambda m: m.version)
-    return tuple(found)
 
 
 class Statements:

@@ -13,6 +13,10 @@ ON CONFLICT (name) DO UPDATE SET
     delete_after = EXCLUDED.delete_after, dead_letter = EXCLUDED.dead_letter, updated_on = now()
 RETURNING name;
 
+-- name: ensure_queue
+-- Create a queue with default options if it does not exist; leave an existing one as it is.
+INSERT INTO {schema}.queue (name) VALUES (%(name)s) ON CONFLICT (name) DO NOTHING;
+
 -- name: get_queue
 SELECT name, policy::text AS policy, priority, retry_limit, retry_delay, retry_backoff,
        retry_delay_max, expire_in, heartbeat, retention, delete_after, dead_letter

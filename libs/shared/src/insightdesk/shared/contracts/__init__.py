@@ -1,0 +1,51 @@
+"""Versioned message contracts shared by the services (events and commands)."""
+
+from insightdesk.shared.contracts.base import Command, Contract, Event
+from insightdesk.shared.contracts.commands import SendEmail
+from insightdesk.shared.contracts.events import (
+    ALL_EVENTS,
+    EmailDelivered,
+    EmailFailed,
+    Role,
+    SlaBreached,
+    SlaPolicyChanged,
+    SlaTarget,
+    SlaWarning,
+    TicketAssigned,
+    TicketClosed,
+    TicketCreated,
+    TicketMessageAdded,
+    TicketPriority,
+    TicketPriorityChanged,
+    TicketSnapshot,
+    TicketStatus,
+    TicketStatusChanged,
+    UserRef,
+    UserRegistered,
+)
+
+__all__ = [
+    "ALL_EVENTS",
+    "Command",
+    "Contract",
+    "EmailDelivered",
+    "EmailFailed",
+    "Event",
+    "Role",
+    "SendEmail",
+    "SlaBreached",
+    "SlaPolicyChanged",
+    "SlaTarget",
+    "SlaWarning",
+    "TicketAssigned",
+    "TicketClosed",
+    "TicketCreated",
+    "TicketMessageAdded",
+    "TicketPriority",
+    "TicketPriorityChanged",
+    "TicketSnapshot",
+    "TicketStatus",
+    "TicketStatusChanged",
+    "UserRef",
+    "UserRegistered",
+]

@@ -1,0 +1,72 @@
+"""Contracts: names, forward compatibility and validation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from insightdesk.shared.contracts import (
+    ALL_EVENTS,
+    Role,
+    SendEmail,
+    TicketCreated,
+    TicketPriority,
+    TicketSnapshot,
+    TicketStatus,
+    UserRef,
+)
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def _user(role: Role = Role.CUSTOMER) -> UserRef:
+    return UserRef(id=uuid.uuid4(), email="c@example.com", name="Cleo", role=role)
+
+
+def _ticket() -> TicketSnapshot:
+    return TicketSnapshot(
+        id=uuid.uuid4(),
+        organization_id=uuid.uuid4(),
+        subject="Printer on fire",
+        status=TicketStatus.OPEN,
+        priority=TicketPriority.HIGH,
+        customer=_user(),
+        created_at=NOW,
+    )
+
+
+def test_event_names_are_unique_and_past_tense_dotted() -> None:
+    names = [e.name for e in ALL_EVENTS]
+    assert len(names) == len(set(names))
+    assert all("." in n and n == n.lower() for n in names)
+
+
+def test_a_consumer_ignores_fields_a_newer_producer_added() -> None:
+    event = TicketCreated(occurred_at=NOW, ticket=_ticket(), created_by=_user())
+    wire = event.model_dump(mode="json")
+    wire["added_in_v2"] = {"anything": 1}
+    wire["schema_version"] = 2
+    read = TicketCreated.model_validate(wire)
+    assert read.ticket == event.ticket
+    assert read.schema_version == 2
+
+
+def test_naive_datetimes_are_refused() -> None:
+    with pytest.raises(ValidationError, match="timezone-aware"):
+        TicketCreated(occurred_at=datetime(2026, 1, 1), ticket=_ticket(), created_by=_user())  # noqa: DTZ001
+
+
+def test_send_email_validates_address_template_and_key() -> None:
+    ok = SendEmail(to="a@example.com", template="welcome", idempotency_key="user:1:welcome")
+    assert SendEmail.queue == "email"
+    assert ok.locale == "en"
+    for bad in (
+        {"to": "not-an-address", "template": "welcome", "idempotency_key": "k"},
+        {"to": "a@example.com", "template": "../etc/passwd", "idempotency_key": "k"},
+        {"to": "a@example.com", "template": "welcome", "idempotency_key": ""},
+    ):
+        with pytest.raises(ValidationError):
+            SendEmail.model_validate(bad)
