@@ -7,6 +7,7 @@ Speaks the harness's line protocol through its ``peerlib`` (found beside the har
 
 Peer options (--opt key=value):
   mode=engine     consume with the bare engine worker loop (default)
+  mode=broker     consume through a PgBroker (FastStream) subscriber with a pydantic body
   batch=N         claim batch size (default: the concurrency)
   poll=S          poll interval of the idle worker, seconds (default 2; NOTIFY wakes it sooner)
 """
@@ -24,13 +25,22 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, os.environ.get("PEERLIB_DIR", str(HERE.parent.parent / "shared" / "bench")))
 import peerlib  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
 
 from insightdesk.shared.queue import Job, QueueClient  # noqa: E402
+from insightdesk.shared.queue.broker import PgBroker  # noqa: E402
 
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
 
+class Payload(BaseModel):
+    i: int
+    t: float | None = None
+
+
 class InsightDeskPeer(peerlib.Adapter):  # type: ignore[misc]
+    broker: PgBroker | None = None
+
     async def setup(self) -> dict[str, Any]:
         async with QueueClient.connect(self.args.dsn) as client:
             await client.create_queue(self.args.queue)
@@ -67,16 +77,37 @@ class InsightDeskPeer(peerlib.Adapter):  # type: ignore[misc]
 
     async def open_worker(self, on_job: Any) -> None:
         mode = self.opts.get("mode", "engine")
-        if mode != "engine":
+        if mode not in {"engine", "broker"}:
             raise SystemExit(f"unknown mode {mode!r}")
         self.client = await self._open(4)
+        if mode == "broker":
+            await self._open_broker(on_job)
+            return
 
         async def handler(job: Job) -> None:
             on_job(job.data)
 
         self.handler = handler
 
+    async def _open_broker(self, on_job: Any) -> None:
+        c = self.args.concurrency
+        broker = PgBroker(
+            client=self.client, logger=None, poll_interval=float(self.opts.get("poll", "2"))
+        )
+
+        @broker.subscriber(self.args.queue, concurrency=c, batch=int(self.opts.get("batch", c)))
+        async def handle(body: Payload) -> None:
+            on_job({"i": body.i} if body.t is None else {"i": body.i, "t": body.t})
+
+        await broker.connect()
+        self.broker = broker
+
     async def start_worker(self) -> None:
+        if self.broker is not None:
+            await self.broker.start()
+            worker = self.broker.subscribers[0].worker  # type: ignore[attr-defined]
+            self.task = worker.task
+            return
         c = self.args.concurrency
         worker = await self.client.work(
             self.args.queue,
@@ -88,6 +119,8 @@ class InsightDeskPeer(peerlib.Adapter):  # type: ignore[misc]
         self.task = worker.task
 
     async def stop_worker(self) -> None:
+        if self.broker is not None:
+            await self.broker.stop()
         await self.stack.aclose()
 
 

@@ -1,0 +1,175 @@
+"""The broker's raw message (one delivery of a claimed job), its FastStream message and parser.
+
+FastStream settles a message through ``ack`` / ``nack`` / ``reject``. Here they only *record*
+the decision on the delivery (made by the handler, or by the subscriber from its ack policy);
+the subscriber turns it into the engine's outcome once the handler is done, so the engine's
+worker keeps doing every acknowledgement in its batched round trips.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from faststream.exceptions import NackMessage
+from faststream.message import StreamMessage, decode_message
+
+from insightdesk.shared.queue.broker.bodies import (
+    CONTENT_TYPE,
+    CORRELATION_ID,
+    REPLY_TO,
+    from_stored,
+    stored_bytes,
+)
+from insightdesk.shared.queue.jobs import Job
+
+
+class Decision(enum.Enum):
+    ACK = "ack"
+    NACK = "nack"
+    REJECT = "reject"
+
+
+def _seconds(delay: float | timedelta | None) -> float | None:
+    if delay is None:
+        return None
+    seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+    if seconds < 0:
+        raise ValueError(f"delay must be >= 0 seconds, got {delay!r}")
+    return seconds
+
+
+class JobDelivery:
+    """One claimed job handed to a subscriber, and what its handler decided about it."""
+
+    __slots__ = ("count_attempt", "decision", "delay", "job", "reason")
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.decision: Decision | None = None
+        self.delay: float | None = None
+        self.count_attempt = True
+        self.reason: str | None = None
+
+    def ack(self) -> None:
+        if self.decision is None:
+            self.decision = Decision.ACK
+
+    def nack(self, delay: float | timedelta | None = None, *, count_attempt: bool = True) -> None:
+        if self.decision is None:
+            self.decision = Decision.NACK
+            self.delay = _seconds(delay)
+            self.count_attempt = count_attempt
+
+    def reject(self, reason: str | None = None) -> None:
+        if self.decision is None:
+            self.decision = Decision.REJECT
+            self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"JobDelivery(job={self.job.id}, queue={self.job.queue!r}, decision={self.decision})"
+
+
+_STORED: Any = object()
+"""Marks a message whose body still is the job's stored data (bytes are made only on demand)."""
+
+
+class PgMessage(StreamMessage[JobDelivery]):
+    """A job as FastStream sees it. ``message_id`` is the job id.
+
+    * ``ack()``: complete the job (the handler's return value is stored as its output);
+    * ``nack(delay=None, count_attempt=True)``: a failed attempt, retried after ``delay`` or
+      the queue's retry policy (dead-lettered when no attempt is left); with
+      ``count_attempt=False`` the job is snoozed without using an attempt;
+    * ``reject(reason=None)``: fail now, without retries, into the dead-letter queue.
+    """
+
+    _body: Any
+
+    @property
+    def body(self) -> Any:
+        body = self._body
+        if body is _STORED:
+            job = self.raw_message.job
+            body = self._body = stored_bytes(job.data, job.headers)
+        return body
+
+    @body.setter
+    def body(self, value: Any) -> None:
+        self._body = value
+
+    @property
+    def body_is_stored(self) -> bool:
+        return self._body is _STORED
+
+    @property
+    def job(self) -> Job:
+        return self.raw_message.job
+
+    @property
+    def job_id(self) -> uuid.UUID:
+        return self.raw_message.job.id
+
+    @property
+    def attempt(self) -> int:
+        """1 for the first run, 2 for the first retry, ..."""
+        return self.raw_message.job.retry_count + 1
+
+    async def ack(self) -> None:
+        if self.committed is None:
+            self.raw_message.ack()
+        await super().ack()
+
+    async def nack(
+        self, delay: float | timedelta | None = None, *, count_attempt: bool = True
+    ) -> None:
+        if self.committed is None:
+            self.raw_message.nack(delay, count_attempt=count_attempt)
+        await super().nack()
+
+    async def reject(self, reason: str | None = None) -> None:
+        if self.committed is None:
+            self.raw_message.reject(reason)
+        await super().reject()
+
+
+class SnoozeMessage(NackMessage):
+    """Raise from a handler to run the job again after ``delay`` without using an attempt."""
+
+    def __init__(self, delay: float | timedelta) -> None:
+        super().__init__(delay=delay, count_attempt=False)
+
+    def __str__(self) -> str:
+        return f"Message was snoozed for {self.extra_options['delay']}"
+
+
+class PgParser:
+    """Turns deliveries into :class:`PgMessage` and decodes their bodies."""
+
+    __slots__ = ()
+
+    async def parse_message(self, delivery: JobDelivery) -> PgMessage:
+        job = delivery.job
+        headers = job.headers
+        message_id = str(job.id)
+        if not headers:  # a job sent by the bare engine
+            return PgMessage(
+                raw_message=delivery, body=_STORED, correlation_id=message_id, message_id=message_id
+            )
+        return PgMessage(
+            raw_message=delivery,
+            body=_STORED,
+            headers=headers,
+            content_type=headers.get(CONTENT_TYPE),
+            correlation_id=headers.get(CORRELATION_ID) or message_id,
+            reply_to=headers.get(REPLY_TO) or "",
+            message_id=message_id,
+        )
+
+    async def decode_message(self, msg: StreamMessage[Any]) -> Any:
+        if isinstance(msg, PgMessage) and msg.body_is_stored:
+            job = msg.raw_message.job
+            return from_stored(job.data, job.headers)
+        return decode_message(msg)

@@ -1,0 +1,325 @@
+"""A subscriber: one queue consumed by the engine's worker, each job run through FastStream.
+
+The engine's :class:`~insightdesk.shared.queue.worker.Worker` stays the consume loop (claims in
+batches, ``concurrency`` long-lived runners, batched completions, heartbeats, graceful stop). Its
+handler is :meth:`PgSubscriber.consume_job`, which passes the job through FastStream's consume
+path (middlewares, parser, dependency injection, return-value publishing) and turns the
+handler's decision into the engine's outcome:
+
+* returns (or acks): completed, the return value stored as the job's output;
+* raises, with the default ``AckPolicy.NACK_ON_ERROR``: a failed attempt, retried per the
+  queue's policy, then dead-lettered (``ACK``: completed anyway; ``REJECT_ON_ERROR``:
+  dead-lettered at once);
+* ``NackMessage(delay=s)``: a failed attempt retried after ``s`` seconds;
+* ``SnoozeMessage(s)``: run again after ``s`` seconds without using an attempt;
+* ``RejectMessage(reason=...)``: failed now, no retry, into the dead-letter queue;
+* the engine's own ``Snooze`` / ``RetryLater`` / ``Reject``: as the engine defines them.
+
+FastStream's acknowledgement middleware is not in the path: :func:`settle` applies the same
+policy after the handler, which keeps every acknowledgement in the worker's batched round trips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from faststream.exceptions import (
+    AckMessage,
+    FeatureNotSupportedException,
+    HandlerException,
+    NackMessage,
+    RejectMessage,
+    StopConsume,
+)
+from faststream.message import StreamMessage
+from faststream.middlewares import AckPolicy
+from faststream.response import Response
+from faststream.specification.asyncapi.utils import resolve_payloads
+from faststream.specification.schema import Message, Operation, SubscriberSpec
+
+from insightdesk.shared.errors import QueueNotFound
+from insightdesk.shared.queue.broker._faststream import (
+    CallsCollection,
+    FakePublisher,
+    PublisherProto,
+    SubscriberSpecification,
+    SubscriberUsecase,
+)
+from insightdesk.shared.queue.broker.bodies import to_output
+from insightdesk.shared.queue.broker.command import PgPublishCommand
+from insightdesk.shared.queue.broker.config import (
+    PgBrokerConfig,
+    PgSubscriberConfig,
+    PgSubscriberSpecificationConfig,
+)
+from insightdesk.shared.queue.broker.message import Decision, JobDelivery, PgParser
+from insightdesk.shared.queue.jobs import Job
+from insightdesk.shared.queue.outcomes import HandlerOutcome, Reject, RetryLater, Snooze
+from insightdesk.shared.queue.worker import Worker
+
+if TYPE_CHECKING:
+    from faststream.response import PublishCommand
+
+    from insightdesk.shared.queue.broker.metrics import QueueMetrics
+    from insightdesk.shared.queue.client import QueueClient
+
+STOPPING_DELAY = 0.5
+"""Seconds a job claimed while its subscriber stops waits before it can be claimed again."""
+
+
+class Nacked(Exception):  # the handler's verdict, recorded as the job's error
+    """The handler nacked the message without raising: a failed attempt."""
+
+
+def _decide(delivery: JobDelivery, error: Exception, policy: AckPolicy) -> None:
+    """What FastStream's acknowledgement middleware would decide for a handler's error."""
+    if isinstance(error, AckMessage):
+        delivery.ack()
+    elif isinstance(error, NackMessage):
+        delivery.nack(**error.extra_options)
+    elif isinstance(error, RejectMessage):
+        delivery.reject(**error.extra_options)
+    elif policy is AckPolicy.ACK or policy is AckPolicy.ACK_FIRST:
+        delivery.ack()
+    elif policy is AckPolicy.REJECT_ON_ERROR:
+        delivery.reject()
+    else:  # NACK_ON_ERROR (the default), or MANUAL with nothing settled
+        delivery.nack()
+
+
+def settle(
+    delivery: JobDelivery,
+    response: Response | None,
+    error: Exception | None,
+    policy: AckPolicy = AckPolicy.NACK_ON_ERROR,
+) -> Any:
+    """The engine outcome of one delivery: return the output, or raise what the worker maps.
+
+    The handler's own ``message.ack/nack/reject`` call wins; then an ``AckMessage`` /
+    ``NackMessage`` / ``RejectMessage`` it raised; then ``policy`` for any other error.
+    """
+    if isinstance(error, HandlerOutcome):
+        raise error  # the handler asked the engine directly
+    if error is not None and delivery.decision is None:
+        _decide(delivery, error, policy)
+    decision = delivery.decision
+    if decision is None or decision is Decision.ACK:
+        return None if response is None else to_output(response.body)
+    if isinstance(error, HandlerException):
+        error = None  # a verdict, not a failure: the job's error says what was decided
+    if decision is Decision.REJECT:
+        reason = delivery.reason or (repr(error) if error is not None else "message was rejected")
+        raise Reject(reason) from error
+    if not delivery.count_attempt:
+        raise Snooze(delivery.delay or 0.0) from error
+    if delivery.delay is not None:
+        reason = repr(error) if error is not None else "message was nacked"
+        raise RetryLater(delivery.delay, reason) from error
+    if error is not None:
+        raise error
+    raise Nacked("message was nacked")
+
+
+class PgSubscriberSpecification(
+    SubscriberSpecification[PgBrokerConfig, PgSubscriberSpecificationConfig]
+):
+    __slots__ = ()
+
+    @property
+    def queue(self) -> str:
+        return self._outer_config.prefix + self.config.queue
+
+    @property
+    def channel_labels(self) -> list[str]:
+        return [self.queue]
+
+    @property
+    def description(self) -> str | None:
+        text = super().description
+        if self.config.events:
+            events = ", ".join(self.config.events)
+            text = f"{text}\n\nEvents: {events}" if text else f"Events: {events}"
+        return text
+
+    def get_schema(self) -> dict[str, SubscriberSpec]:
+        return {
+            self.name: SubscriberSpec(
+                address=self.queue,
+                description=self.description,
+                operation=Operation(
+                    message=Message(
+                        title=f"{self.name}:Message",
+                        payload=resolve_payloads(self.get_payloads()),
+                    ),
+                    bindings=None,
+                ),
+                bindings=None,
+            )
+        }
+
+
+class PgSubscriber(SubscriberUsecase[JobDelivery]):
+    """Consumes one queue (and the events subscribed to it) through the engine's worker."""
+
+    _outer_config: PgBrokerConfig
+
+    def __init__(
+        self,
+        config: PgSubscriberConfig,
+        specification: SubscriberSpecification[Any, Any],
+        calls: CallsCollection[JobDelivery],
+    ) -> None:
+        parser = PgParser()
+        config.parser = parser.parse_message
+        config.decoder = parser.decode_message
+        super().__init__(config, specification, calls)
+        self._queue = config.queue
+        self.events = config.events
+        self.queue_options = config.queue_options
+        self.concurrency = config.concurrency
+        self.batch_size = config.batch_size
+        self._poll_interval = config.poll_interval
+        self.worker: Worker | None = None
+        self._metrics: QueueMetrics | None = None
+        self._stop_task: asyncio.Task[None] | None = None
+
+    @property
+    def queue(self) -> str:
+        return self._outer_config.prefix + self._queue
+
+    def get_log_context(self, message: StreamMessage[JobDelivery] | None) -> dict[str, str]:
+        return {"queue": self.queue, "message_id": getattr(message, "message_id", "")}
+
+    def _make_response_publisher(
+        self, message: StreamMessage[JobDelivery]
+    ) -> Sequence[PublisherProto]:
+        return (PgReplyPublisher(self._outer_config.producer, queue=message.reply_to),)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await super().start()
+        if self.calls:
+            client = self._outer_config.client
+            await self.declare(client)
+            for event in self.events:
+                await client.subscribe(event, self.queue)
+            self._metrics = self._outer_config.queue_metrics
+            self.running = True
+            try:
+                self.worker = await client.work(
+                    self.queue,
+                    self.consume_job if self._metrics is None else self._consume_measured,
+                    concurrency=self.concurrency,
+                    batch_size=self.batch_size,
+                    poll_interval=self._poll_interval or self._outer_config.poll_interval,
+                    shutdown_timeout=self._outer_config.graceful_timeout or 30.0,
+                )
+            except BaseException:
+                self.running = False
+                raise
+        self._post_start()
+
+    async def declare(self, client: QueueClient) -> None:
+        """Create the queue (and its dead-letter queue) or update it to ``queue_options``."""
+        options = self.queue_options
+        if options is None:
+            try:
+                await client.get_queue(self.queue)
+            except QueueNotFound:
+                await client.create_queue(self.queue)
+            return
+        if options.dead_letter is not None:
+            try:
+                await client.get_queue(options.dead_letter)
+            except QueueNotFound:
+                await client.create_queue(options.dead_letter)
+        await client.create_queue(self.queue, options)
+
+    async def stop(self) -> None:
+        """Stop claiming; in-flight jobs finish within the graceful timeout, the rest go back."""
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            await worker.stop(self._outer_config.graceful_timeout)
+        await super().stop()
+
+    def _stop_soon(self, *, exit_app: bool = False) -> None:
+        # A handler asked to stop: stopping waits for in-flight handlers, so not from inside one.
+        self.running = False
+
+        async def stop() -> None:
+            await self.stop()
+            if exit_app and (app := self._outer_config.context.get("app")):
+                app.exit()
+
+        if self._stop_task is None or self._stop_task.done():
+            self._stop_task = asyncio.create_task(stop(), name=f"stop:{self.queue}")
+
+    # ------------------------------------------------------------------ consuming
+
+    async def consume_job(self, job: Job) -> Any:
+        """The engine worker's handler: run ``job`` through FastStream, return or raise."""
+        if not self.running:
+            raise Snooze(STOPPING_DELAY)
+        delivery = JobDelivery(job)
+        try:
+            response = await self.process_message(delivery)
+        except StopConsume:
+            self._stop_soon()
+            raise Snooze(0.0) from None
+        except SystemExit:
+            self._stop_soon(exit_app=True)
+            raise Snooze(0.0) from None
+        except Exception as exc:  # noqa: BLE001  # settled below, like the worker would
+            return settle(delivery, None, exc, self.ack_policy)
+        return settle(delivery, response, None, self.ack_policy)
+
+    async def _consume_measured(self, job: Job) -> Any:
+        metrics = self._metrics
+        assert metrics is not None
+        started = time.perf_counter()
+        outcome = "completed"
+        try:
+            return await self.consume_job(job)
+        except Snooze:
+            outcome = "snoozed"
+            raise
+        except Reject:
+            outcome = "failed"
+            raise
+        except Exception:
+            outcome = "retried" if job.retry_count < job.retry_limit else "failed"
+            raise
+        finally:
+            metrics.record(job.queue, outcome, time.perf_counter() - started)
+
+    # ------------------------------------------------------------------ pulling by hand
+
+    async def get_one(self, *, timeout: float = 5.0) -> StreamMessage[JobDelivery] | None:
+        raise FeatureNotSupportedException(
+            "PgSubscriber consumes through the engine's worker; use a handler"
+        )
+
+    def __aiter__(self) -> AsyncIterator[StreamMessage[JobDelivery]]:
+        raise FeatureNotSupportedException(
+            "PgSubscriber consumes through the engine's worker; use a handler"
+        )
+
+
+class PgReplyPublisher(FakePublisher):
+    """Sends a handler's return value to the queue named by the message's ``reply_to``."""
+
+    __slots__ = ("queue",)
+
+    def __init__(self, producer: Any, queue: str) -> None:
+        super().__init__(producer=producer)
+        self.queue = queue
+
+    def patch_command(self, cmd: PublishCommand) -> PgPublishCommand:
+        real = PgPublishCommand.from_cmd(super().patch_command(cmd))
+        real.destination = self.queue
+        real.event = None
+        return real
