@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from insightdesk.shared.contracts import (
     ALL_EVENTS,
+    TEMPLATE_CONTEXTS,
     Role,
     SendEmail,
     TicketCreated,
@@ -17,6 +18,8 @@ from insightdesk.shared.contracts import (
     TicketSnapshot,
     TicketStatus,
     UserRef,
+    WelcomeContext,
+    template_context,
 )
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -70,3 +73,45 @@ def test_send_email_validates_address_template_and_key() -> None:
     ):
         with pytest.raises(ValidationError):
             SendEmail.model_validate(bad)
+
+
+def test_template_contexts_are_flat_and_leave_out_unset_optional_keys() -> None:
+    context = WelcomeContext(name="Ada", recipient_name="Ada", organization_name="Acme")
+    assert template_context(context) == {
+        "name": "Ada",
+        "recipient_name": "Ada",
+        "organization_name": "Acme",
+    }
+    assert set(TEMPLATE_CONTEXTS) == {
+        "welcome",
+        "ticket-new-message",
+        "ticket-status-change",
+        "ticket-assigned",
+    }
+
+
+def test_template_context_fields_added_later_have_defaults() -> None:
+    # The keys the first revision sent are required; every other key must be optional so that
+    # an older producer's context still validates (a contract only gains defaulted fields).
+    first_revision = {
+        "welcome": {"name", "recipient_name", "organization_name"},
+        "ticket-new-message": {
+            "recipient_name",
+            "ticket_id",
+            "ticket_subject",
+            "author_name",
+            "body",
+        },
+        "ticket-status-change": {
+            "recipient_name",
+            "ticket_id",
+            "ticket_subject",
+            "old_status",
+            "new_status",
+            "changed_by_name",
+        },
+        "ticket-assigned": {"recipient_name", "ticket_id", "ticket_subject", "assigned_by_name"},
+    }
+    for template, model in TEMPLATE_CONTEXTS.items():
+        required = {name for name, field in model.model_fields.items() if field.is_required()}
+        assert required == first_revision[template], template

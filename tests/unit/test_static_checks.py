@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKED = ["libs", "tests", "bench"]
+CHECKED = ["libs", "services", "tests", "bench"]
 
 
 def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
@@ -35,7 +35,7 @@ def test_ruff_format_is_applied() -> None:
 
 
 def test_mypy_strict_passes() -> None:
-    result = _run(_tool("mypy"), "libs/shared/src", "tests", "bench")
+    result = _run(_tool("mypy"), "libs/shared/src", "services", "tests", "bench")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -1,7 +1,15 @@
 """Versioned message contracts shared by the services (events and commands)."""
 
 from insightdesk.shared.contracts.base import Command, Contract, Event
-from insightdesk.shared.contracts.commands import SendEmail
+from insightdesk.shared.contracts.commands import (
+    TEMPLATE_CONTEXTS,
+    SendEmail,
+    TicketAssignedContext,
+    TicketNewMessageContext,
+    TicketStatusChangeContext,
+    WelcomeContext,
+    template_context,
+)
 from insightdesk.shared.contracts.events import (
     ALL_EVENTS,
     EmailDelivered,
@@ -26,6 +34,7 @@ from insightdesk.shared.contracts.events import (
 
 __all__ = [
     "ALL_EVENTS",
+    "TEMPLATE_CONTEXTS",
     "Command",
     "Contract",
     "EmailDelivered",
@@ -38,14 +47,19 @@ __all__ = [
     "SlaTarget",
     "SlaWarning",
     "TicketAssigned",
+    "TicketAssignedContext",
     "TicketClosed",
     "TicketCreated",
     "TicketMessageAdded",
+    "TicketNewMessageContext",
     "TicketPriority",
     "TicketPriorityChanged",
     "TicketSnapshot",
     "TicketStatus",
+    "TicketStatusChangeContext",
     "TicketStatusChanged",
     "UserRef",
     "UserRegistered",
+    "WelcomeContext",
+    "template_context",
 ]

@@ -1,4 +1,5 @@
-"""Commands: imperative requests sent to one service's queue."""
+"""Commands: imperative requests sent to one service's queue, and the template contexts of
+``SendEmail``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
-from insightdesk.shared.contracts.base import Command
+from insightdesk.shared.contracts.base import Command, Contract
 
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
@@ -29,3 +30,69 @@ class SendEmail(Command):
         if not _EMAIL.fullmatch(value):
             raise ValueError(f"not an e-mail address: {value!r}")
         return value
+
+
+# --- Template contexts ------------------------------------------------------------------------
+# The ``context`` of a ``SendEmail`` is part of the contract: one model per template, with flat
+# keys. The producer builds the model and sends ``template_context(model)``; the email service
+# validates the context with ``TEMPLATE_CONTEXTS[template]`` before rendering. Like every
+# contract, a context only ever gains fields, each with a default (and templates guard optional
+# names with ``is defined``), so producers and consumers can be upgraded in either order.
+
+
+class WelcomeContext(Contract):
+    """``welcome``: sent to a newly registered user."""
+
+    name: str
+    recipient_name: str
+    organization_name: str
+    login_url: str | None = None
+
+
+class TicketNewMessageContext(Contract):
+    """``ticket-new-message``: someone wrote on a ticket the recipient takes part in."""
+
+    recipient_name: str
+    ticket_id: str
+    ticket_subject: str
+    author_name: str
+    body: str
+    ticket_url: str | None = None
+
+
+class TicketStatusChangeContext(Contract):
+    """``ticket-status-change``: a ticket's status changed (statuses by their wire value)."""
+
+    recipient_name: str
+    ticket_id: str
+    ticket_subject: str
+    old_status: str
+    new_status: str
+    changed_by_name: str
+    ticket_url: str | None = None
+
+
+class TicketAssignedContext(Contract):
+    """``ticket-assigned``: the recipient was assigned a ticket (by someone else)."""
+
+    recipient_name: str
+    ticket_id: str
+    ticket_subject: str
+    assigned_by_name: str
+    ticket_priority: str | None = None
+    ticket_url: str | None = None
+
+
+TEMPLATE_CONTEXTS: dict[str, type[Contract]] = {
+    "welcome": WelcomeContext,
+    "ticket-new-message": TicketNewMessageContext,
+    "ticket-status-change": TicketStatusChangeContext,
+    "ticket-assigned": TicketAssignedContext,
+}
+"""Template name → the model of its ``SendEmail.context``."""
+
+
+def template_context(context: Contract) -> dict[str, Any]:
+    """``context`` as a ``SendEmail.context``: JSON values, unset optional keys left out (a
+    template tests them with ``is defined``), without the model's ``schema_version``."""
+    return context.model_dump(mode="json", exclude_none=True, exclude={"schema_version"})

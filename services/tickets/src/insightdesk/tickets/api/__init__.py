@@ -1,0 +1,1 @@
+"""The HTTP adapter: FastAPI routers, request dependencies, response schemas, error mapping."""

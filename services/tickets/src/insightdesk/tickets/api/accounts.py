@@ -1,0 +1,60 @@
+"""Organizations and users: the bootstrap endpoint, user registration, who-am-I."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+
+from insightdesk.tickets import accounts
+from insightdesk.tickets.api.dependencies import Caller, Unit
+from insightdesk.tickets.api.schemas import OrganizationCreated, Problem, UserCreated, UserOut
+from insightdesk.tickets.commands import CreateOrganization, CreateUser
+from insightdesk.tickets.errors import NotFound
+
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No or unknown API token"},
+    403: {"model": Problem, "description": "The caller's role does not allow this"},
+}
+
+bootstrap = APIRouter(tags=["organizations"])
+users = APIRouter(tags=["users"], responses=AUTH_ERRORS)
+
+
+@bootstrap.post(
+    "/organizations",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an organization and its first admin (bootstrap, unauthenticated)",
+)
+async def create_organization(body: CreateOrganization, unit: Unit) -> OrganizationCreated:
+    """Creates a tenant with its first admin and returns the admin's API token — the only time
+    it is shown. Disabled (404) when ``TICKETS_ALLOW_BOOTSTRAP=false``."""
+    registration = await accounts.create_organization(
+        body, repo=unit.repo, outbox=unit.outbox, now=unit.now
+    )
+    await unit.commit()
+    return OrganizationCreated.of(registration)
+
+
+@users.post(
+    "/users",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a user in your organization (admins only)",
+    responses={409: {"model": Problem, "description": "E-mail already used in the organization"}},
+)
+async def create_user(body: CreateUser, caller: Caller, unit: Unit) -> UserCreated:
+    """Registers an admin, agent or customer; publishes ``user.registered`` and queues the
+    welcome e-mail. The new user's API token is in this response only."""
+    registration = await accounts.create_user(
+        body, actor=caller, repo=unit.repo, outbox=unit.outbox, now=unit.now
+    )
+    await unit.commit()
+    return UserCreated.of(registration)
+
+
+@users.get("/users/me", summary="The user the token belongs to")
+async def me(caller: Caller, unit: Unit) -> UserOut:
+    user = await unit.repo.user(caller.organization_id, caller.id)
+    if user is None:  # deleted between authentication and this read: cannot happen in one tx
+        raise NotFound("user not found")
+    return UserOut.of(user)

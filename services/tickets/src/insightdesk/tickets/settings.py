@@ -1,0 +1,30 @@
+"""Settings of the tickets service (``TICKETS_*`` environment variables), validated once at
+start-up in the composition root and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from insightdesk.shared.settings import ServiceSettings
+
+
+class TicketsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="TICKETS_", extra="ignore", frozen=True)
+
+    allow_bootstrap: bool = True
+    """``POST /organizations`` (unauthenticated: creates an organization and its first admin).
+    Set ``TICKETS_ALLOW_BOOTSTRAP=false`` on a public deployment once the tenants exist."""
+
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    """Connections of the SQLAlchemy engine (one per in-flight request)."""
+    db_max_overflow: int = Field(default=5, ge=0, le=200)
+    ready_timeout: float = Field(default=2.0, gt=0)
+    """How long ``/readyz`` waits for the database and the broker."""
+
+    @property
+    def spans_file(self) -> Path | None:
+        """Where this service writes its spans (``$INSIGHTDESK_SPANS_DIR/tickets.jsonl``)."""
+        return None if self.spans_dir is None else self.spans_dir / "tickets.jsonl"

@@ -1,0 +1,165 @@
+"""The whole stack as real processes (the README's first command) on one database.
+
+A customer posts a message on a ticket over HTTP; the tickets service writes it, its event and
+the notification commands in one transaction; the email service delivers the mail to the
+assigned agent exactly once, and the consumer's span continues the HTTP request's trace.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+def _free_port_pair() -> int:
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+        with socket.socket() as b:
+            try:
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return int(port)
+    raise RuntimeError("no two free adjacent ports")
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the stack exited while starting"
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} not ready within {timeout}s")
+
+
+@pytest.fixture
+def stack(db_dsn: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    port = _free_port_pair()
+    env = {**os.environ, "DATABASE_URL": db_dsn}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "insightdesk.shared.runner",
+            "--data-dir",
+            str(tmp_path),
+            "--base-port",
+            str(port),
+            "--grace",
+            "10",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        _wait_ready(f"http://127.0.0.1:{port + 1}/readyz", proc)
+        yield f"http://127.0.0.1:{port}", tmp_path
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            raise AssertionError("the runner did not stop within 30s") from None
+        assert proc.returncode == 0, out.decode(errors="replace")
+
+
+def _mails(outbox: Path) -> list[email.message.EmailMessage]:
+    found = []
+    for path in sorted(outbox.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, email.message.EmailMessage)
+        found.append(message)
+    return found
+
+
+def test_customer_message_mails_the_agent_once_with_the_request_trace(
+    stack: tuple[str, Path],
+) -> None:
+    base, data = stack
+    with httpx.Client(base_url=base, timeout=10) as http:
+        created = http.post(
+            "/organizations",
+            json={"name": "Acme", "admin": {"email": "admin@acme.test", "name": "Ada Admin"}},
+        )
+        assert created.status_code == 201, created.text
+        admin = {"Authorization": f"Bearer {created.json()['api_token']}"}
+        users = {}
+        for role, address, name in (
+            ("agent", "agent@acme.test", "Alan Agent"),
+            ("customer", "cleo@acme.test", "Cleo Customer"),
+        ):
+            made = http.post(
+                "/users", json={"email": address, "name": name, "role": role}, headers=admin
+            )
+            assert made.status_code == 201, made.text
+            users[role] = made.json()
+        customer = {"Authorization": f"Bearer {users['customer']['api_token']}"}
+        ticket = http.post(
+            "/tickets", json={"subject": "Printer <script>x</script> on fire"}, headers=customer
+        )
+        assert ticket.status_code == 201, ticket.text
+        ticket_id = ticket.json()["id"]
+        assigned = http.put(
+            f"/tickets/{ticket_id}/assignee",
+            json={"assignee_id": users["agent"]["user"]["id"]},
+            headers=admin,
+        )
+        assert assigned.status_code == 200, assigned.text
+        posted = http.post(
+            f"/tickets/{ticket_id}/messages",
+            json={"body": "Still smoking!"},
+            headers={**customer, "traceparent": TRACEPARENT},
+        )
+        assert posted.status_code == 201, posted.text
+
+    outbox = data / "mail"
+
+    def new_message_mails() -> list[email.message.EmailMessage]:
+        return [
+            m
+            for m in _mails(outbox)
+            if "agent@acme.test" in str(m["To"])
+            and "Still smoking!" in (m.get_body(("plain",)) or m).get_content()
+        ]
+
+    deadline = time.monotonic() + 30
+    while not new_message_mails() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # a duplicate would arrive about now
+    [mail] = new_message_mails()
+    assert mail["X-Trace-Id"] == TRACE_ID
+    html = mail.get_body(("html",))
+    assert html is not None
+    assert "<script>" not in html.get_content()  # autoescaped subject
+    spans = [
+        json.loads(line) for line in (data / "traces" / "email.jsonl").read_text().splitlines()
+    ]
+    consumer = [s for s in spans if s["trace_id"] == TRACE_ID and s["kind"] == "CONSUMER"]
+    assert consumer, "the email consumer's span is not part of the request's trace"
+    welcome = [m for m in _mails(outbox) if "cleo@acme.test" in str(m["To"])]
+    assert welcome, "registration sends a welcome mail"

@@ -1,0 +1,93 @@
+"""Static checks of the deployment files (there is no Docker engine here to run them).
+
+The compose file must parse, every service it builds must exist in the workspace, every build
+target must be a stage of the Dockerfile, every ``<SERVICE>_*`` variable it sets must be a field of
+that service's settings, dependencies and mounted files must exist.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+DOCKERFILE = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "pyproject.toml").exists())
+SHARED_ENV = {
+    "DATABASE_URL",
+    "INSIGHTDESK_ENV",
+    "INSIGHTDESK_SPANS_DIR",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+}
+
+
+def _built(name: str) -> dict[str, Any]:
+    spec: dict[str, Any] = COMPOSE["services"][name]
+    return spec
+
+
+def test_compose_has_postgres_with_healthcheck_and_a_one_shot_migrate() -> None:
+    services = COMPOSE["services"]
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    migrate = services["migrate"]
+    assert migrate["restart"] == "no"
+    assert migrate["build"]["args"]["SERVICE"] == "all"
+    for name in SERVICES:
+        assert f"insightdesk.{name} migrate" in " ".join(migrate["command"])
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_workspace_service_is_built_and_wired(name: str) -> None:
+    spec = _built(name)
+    assert spec["build"]["args"]["SERVICE"] == name
+    assert spec["build"]["dockerfile"] == "deploy/Dockerfile"
+    stages = set(re.findall(r"^FROM \S+ AS (\S+)$", DOCKERFILE, re.MULTILINE))
+    assert spec["build"]["target"] in stages
+    assert spec["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert spec["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for dependency in spec["depends_on"]:
+        assert dependency in COMPOSE["services"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_environment_variables_name_real_settings(name: str) -> None:
+    settings_module = importlib.import_module(f"insightdesk.{name}.settings")
+    classes = [
+        obj
+        for obj in vars(settings_module).values()
+        if isinstance(obj, type)
+        and hasattr(obj, "model_fields")
+        and obj.__module__ == settings_module.__name__
+    ]
+    assert len(classes) == 1, "one settings class per service"
+    fields = set(classes[0].model_fields)
+    prefix = f"{name.upper()}_"
+    for var in _built(name)["environment"]:
+        if var in SHARED_ENV:
+            continue
+        assert var.startswith(prefix), f"{var} does not belong to {name}"
+        assert var.removeprefix(prefix).lower() in fields, f"{var} is not a setting of {name}"
+
+
+def test_dockerfile_builds_one_service_per_arg_as_non_root_with_a_dependency_layer() -> None:
+    assert re.search(r"^ARG SERVICE$", DOCKERFILE, re.MULTILINE)
+    assert re.search(r"^USER \d+", DOCKERFILE, re.MULTILINE)
+    assert "--no-install-workspace" in DOCKERFILE  # dependencies before code: a cached layer
+    for copied in re.findall(r"^COPY (\S+) ", DOCKERFILE, re.MULTILINE):
+        assert (ROOT / copied).exists(), f"Dockerfile copies missing {copied}"
+    for name in SERVICES:
+        assert f"COPY services/{name}/pyproject.toml" in DOCKERFILE
+
+
+def test_mounted_files_exist() -> None:
+    for spec in COMPOSE["services"].values():
+        for volume in spec.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{source} is mounted but missing"

@@ -1,0 +1,210 @@
+"""The SendEmail template context is a contract the two services agree on.
+
+The tickets service's notification policy produces the commands; the email service validates
+their context with ``TEMPLATE_CONTEXTS`` and renders its templates with it. Here both run on
+realistic events, so a key renamed on either side (or in a template) fails a test instead of
+dead-lettering every mail. (Tests may import both services; the services never import each
+other.)
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import jinja2
+import pytest
+from jinja2 import meta
+
+from insightdesk.email.errors import InvalidTemplateContext
+from insightdesk.email.templates import PARTS, TemplateRenderer
+from insightdesk.shared.contracts import (
+    TEMPLATE_CONTEXTS,
+    Event,
+    Role,
+    SendEmail,
+    TicketAssigned,
+    TicketMessageAdded,
+    TicketPriority,
+    TicketSnapshot,
+    TicketStatus,
+    TicketStatusChanged,
+    UserRef,
+    UserRegistered,
+    template_context,
+)
+from insightdesk.tickets.notifications import notifications_for
+
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+ORG = uuid.UUID(int=1)
+SUBJECT = "Printer <script>alert(1)</script> & fax"
+
+CUSTOMER = UserRef(
+    id=uuid.UUID(int=11), email="carla@example.com", name="Carla", role=Role.CUSTOMER
+)
+AGENT = UserRef(id=uuid.UUID(int=12), email="arne@example.com", name="Arne", role=Role.AGENT)
+ADMIN = UserRef(id=uuid.UUID(int=13), email="ada@example.com", name="Ada <Admin>", role=Role.ADMIN)
+
+TICKET = TicketSnapshot(
+    id=uuid.UUID(int=7),
+    organization_id=ORG,
+    subject=SUBJECT,
+    status=TicketStatus.OPEN,
+    priority=TicketPriority.HIGH,
+    customer=CUSTOMER,
+    assignee=AGENT,
+    created_at=NOW,
+)
+
+EVENTS: dict[str, Event] = {
+    "welcome": UserRegistered(
+        occurred_at=NOW, user=CUSTOMER, organization_id=ORG, organization_name="Acme & Co"
+    ),
+    "ticket-new-message": TicketMessageAdded(
+        occurred_at=NOW,
+        ticket=TICKET,
+        message_id=uuid.UUID(int=55),
+        author=AGENT,
+        body="Have you tried water?\n<b>not bold</b>",
+        participants=[CUSTOMER, AGENT],
+    ),
+    "ticket-status-change": TicketStatusChanged(
+        occurred_at=NOW,
+        ticket=TICKET,
+        old_status=TicketStatus.OPEN,
+        new_status=TicketStatus.RESOLVED,
+        changed_by=AGENT,
+        participants=[CUSTOMER, AGENT],
+    ),
+    "ticket-assigned": TicketAssigned(
+        occurred_at=NOW,
+        ticket=TICKET,
+        assignee=AGENT,
+        assigned_by=ADMIN,
+    ),
+}
+"""Per template, an event the tickets service answers with that template."""
+
+OPTIONAL_VALUES = {
+    "login_url": "https://desk.example/login?next=/&x=1",
+    "ticket_url": "https://desk.example/tickets/7?tab=1&x=2",
+    "ticket_priority": "urgent",
+}
+"""A value for every optional key of every context model."""
+
+LOCALES = ["en", "de", "de-AT", "fr"]
+
+
+@pytest.fixture(scope="module")
+def renderer() -> TemplateRenderer:
+    return TemplateRenderer()
+
+
+def command_for(template: str) -> SendEmail:
+    """The (first) command the tickets service sends for ``template``'s event."""
+    commands = [n.command for n in notifications_for(EVENTS[template])]
+    assert commands, f"the tickets service sends no mail for the {template} event"
+    assert {c.template for c in commands} == {template}
+    return commands[0]
+
+
+def test_every_template_has_an_event_and_the_email_service_has_every_template(
+    renderer: TemplateRenderer,
+) -> None:
+    assert set(EVENTS) == set(TEMPLATE_CONTEXTS) == set(renderer.templates)
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATE_CONTEXTS))
+def test_the_tickets_context_is_exactly_the_contract(template: str) -> None:
+    context = command_for(template).context
+    model = TEMPLATE_CONTEXTS[template].model_validate(context)
+    assert template_context(model) == context  # nothing dropped, nothing coerced
+    required = {name for name, field in type(model).model_fields.items() if field.is_required()}
+    assert required <= set(context)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("template", sorted(TEMPLATE_CONTEXTS))
+def test_the_email_service_renders_what_the_tickets_service_sends(
+    renderer: TemplateRenderer, template: str, locale: str
+) -> None:
+    command = command_for(template).model_copy(update={"locale": locale})
+
+    mail = renderer.render(command.template, command.context, command.locale)
+
+    recipient = command.context["recipient_name"]
+    assert mail.subject and "\n" not in mail.subject
+    assert recipient in mail.text
+    assert mail.html.lstrip().startswith("<!DOCTYPE html>")
+    if template.startswith("ticket-"):
+        assert SUBJECT in mail.text and SUBJECT in mail.subject  # text parts are not HTML
+        assert "<script>" not in mail.html
+        assert "Printer &lt;script&gt;alert(1)&lt;/script&gt; &amp; fax" in mail.html
+        assert str(TICKET.id) in mail.text and str(TICKET.id) in mail.html
+    else:
+        assert "Acme & Co" in mail.text and "Acme &amp; Co" in mail.html
+
+
+def test_names_and_bodies_from_the_tickets_service_are_escaped_in_html(
+    renderer: TemplateRenderer,
+) -> None:
+    assigned = command_for("ticket-assigned")
+    mail = renderer.render(assigned.template, assigned.context, "en")
+    assert "Ada &lt;Admin&gt;" in mail.html and "Ada <Admin>" in mail.text
+
+    message = command_for("ticket-new-message")
+    mail = renderer.render(message.template, message.context, "en")
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in mail.html and "<b>not bold</b>" in mail.text
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATE_CONTEXTS))
+def test_every_optional_key_of_the_contract_is_rendered_when_given(
+    renderer: TemplateRenderer, template: str
+) -> None:
+    model = TEMPLATE_CONTEXTS[template]
+    optional = [name for name, f in model.model_fields.items() if not f.is_required()]
+    optional.remove("schema_version")
+    assert set(optional) <= set(OPTIONAL_VALUES)
+    extra = {name: OPTIONAL_VALUES[name] for name in optional}
+    context = template_context(model.model_validate({**command_for(template).context, **extra}))
+
+    for locale in ("en", "de"):
+        mail = renderer.render(template, context, locale)
+        for value in extra.values():
+            assert value in mail.text
+            assert value.replace("&", "&amp;") in mail.html
+
+
+def _variables(env: jinja2.Environment, path: str) -> set[str]:
+    assert env.loader is not None
+    source, _, _ = env.loader.get_source(env, path)
+    return set(meta.find_undeclared_variables(env.parse(source)))
+
+
+def test_templates_use_only_keys_of_their_contract(renderer: TemplateRenderer) -> None:
+    env = renderer.env
+    checked = 0
+    for path in env.list_templates():
+        filename = path.rpartition("/")[2]
+        template = filename.split(".", 1)[0]
+        if filename.startswith("_") or not any(filename == f"{template}.{p}" for p in PARTS):
+            continue
+        fields = set(TEMPLATE_CONTEXTS[template].model_fields) - {"schema_version"}
+        unknown = _variables(env, path) - fields
+        assert not unknown, f"{path} uses {sorted(unknown)}, not in its context contract"
+        checked += 1
+    assert checked == 3 * (len(TEMPLATE_CONTEXTS) + 1)  # every part in en, the welcome in de
+
+
+def test_the_layouts_need_no_context(renderer: TemplateRenderer) -> None:
+    layouts = [p for p in renderer.env.list_templates() if p.rpartition("/")[2].startswith("_")]
+    assert layouts
+    assert all(_variables(renderer.env, path) == set() for path in layouts)
+
+
+def test_a_context_of_another_template_is_refused_before_rendering(
+    renderer: TemplateRenderer,
+) -> None:
+    context = command_for("ticket-status-change").context
+    with pytest.raises(InvalidTemplateContext, match="missing author_name, body"):
+        renderer.render("ticket-new-message", context, "en")
