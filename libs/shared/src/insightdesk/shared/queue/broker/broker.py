@@ -53,12 +53,13 @@ def public_url(dsn: str) -> str:
         params = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         return "postgresql://"
-    host = params.get("host") or "localhost"
-    if str(host).startswith("/"):
-        host = "localhost"
+    host = str(params.get("host") or "localhost")
     port = params.get("port") or 5432
     user = f"{params['user']}@" if params.get("user") else ""
-    return f"postgresql://{user}{host}:{port}/{params.get('dbname') or ''}"
+    dbname = params.get("dbname") or ""
+    if host.startswith("/"):  # a Unix socket directory
+        return f"postgresql://{user}/{dbname}?host={host}"
+    return f"postgresql://{user}{host}:{port}/{dbname}"
 
 
 class PgBroker(PgRegistrator, BrokerUsecase[JobDelivery, QueueClient, PgBrokerConfig]):
