@@ -9,6 +9,7 @@ Peer options (--opt key=value):
   mode=engine     consume with the bare engine worker loop (default)
   mode=broker     consume through a PgBroker (FastStream) subscriber with a pydantic body
   batch=N         claim batch size (default: the concurrency)
+  prefetch=N      claimed jobs held beyond the concurrency (default 0; handlers stay <= concurrency)
   poll=S          poll interval of the idle worker, seconds (default 2; NOTIFY wakes it sooner)
 """
 
@@ -95,7 +96,12 @@ class InsightDeskPeer(peerlib.Adapter):  # type: ignore[misc]
             client=self.client, logger=None, poll_interval=float(self.opts.get("poll", "2"))
         )
 
-        @broker.subscriber(self.args.queue, concurrency=c, batch=int(self.opts.get("batch", c)))
+        @broker.subscriber(
+            self.args.queue,
+            concurrency=c,
+            batch=int(self.opts.get("batch", c)),
+            prefetch=int(self.opts.get("prefetch", "0")),
+        )
         async def handle(body: Payload) -> None:
             on_job({"i": body.i} if body.t is None else {"i": body.i, "t": body.t})
 
@@ -114,6 +120,7 @@ class InsightDeskPeer(peerlib.Adapter):  # type: ignore[misc]
             self.handler,
             concurrency=c,
             batch_size=int(self.opts.get("batch", c)),
+            prefetch=int(self.opts.get("prefetch", "0")),
             poll_interval=float(self.opts.get("poll", "2")),
         )
         self.task = worker.task

@@ -317,3 +317,41 @@ async def test_worker_drains_a_backlog_exactly_once(client: QueueClient, concurr
 
     await wait_until(drained, timeout=30)
     assert sorted(seen) == list(range(1000))
+
+
+async def test_prefetch_holds_extra_claims_but_never_runs_more_than_concurrency(
+    client: QueueClient,
+) -> None:
+    await client.create_queue("pf", QueueOptions(heartbeat=0.6))
+    await client.send_many("pf", [{"i": i} for i in range(12)])
+    running = 0
+    peak = 0
+    release = asyncio.Event()
+    done = 0
+
+    async def handler(job: Job) -> None:
+        nonlocal running, peak, done
+        running += 1
+        peak = max(peak, running)
+        await release.wait()
+        running -= 1
+        done += 1
+
+    await client.work("pf", handler, concurrency=2, prefetch=3)
+
+    async def claimed_five() -> bool:
+        [s] = await client.stats("pf")
+        return s.active == 5
+
+    await wait_until(claimed_five)
+    await asyncio.sleep(1.0)  # longer than the heartbeat: buffered claims must be kept alive
+    assert await client.supervisor.recover() == []
+    [s] = await client.stats("pf")
+    assert (s.active, s.created) == (5, 7)
+    release.set()
+
+    async def all_done() -> bool:
+        return done == 12
+
+    await wait_until(all_done)
+    assert peak == 2

@@ -1,5 +1,11 @@
 """The worker loop: claim, run, acknowledge, with as few round trips as possible.
 
+With ``prefetch`` > 0 the worker may hold that many claimed jobs beyond ``concurrency``
+waiting for a free handler, so the next claim's round trip overlaps the running handlers (at
+most ``concurrency`` handlers still run at once). It raises throughput when handlers are short
+and CPU-bound; it is off by default because a prefetched job waits behind busy handlers instead
+of going to an idle worker elsewhere.
+
 One *pump* coroutine owns a database connection. Each cycle it sends a single statement that
 both completes the jobs finished since the last cycle and claims as many ready jobs as there are
 free slots, so a busy worker spends about one round trip per batch. ``concurrency`` long-lived
@@ -78,6 +84,7 @@ class Worker:
         *,
         concurrency: int = 10,
         batch_size: int | None = None,
+        prefetch: int = 0,
         poll_interval: float = 2.0,
         shutdown_timeout: float = 30.0,
         default_heartbeat: float = DEFAULT_HEARTBEAT,
@@ -88,6 +95,8 @@ class Worker:
         validate_name(queue)
         if concurrency < 1:
             raise InvalidArgument(f"concurrency must be >= 1, got {concurrency}")
+        if prefetch < 0:
+            raise InvalidArgument(f"prefetch must be >= 0, got {prefetch}")
         if batch_size is not None and batch_size < 1:
             raise InvalidArgument(f"batch_size must be >= 1, got {batch_size}")
         if poll_interval <= 0:
@@ -97,6 +106,7 @@ class Worker:
         self.handler = handler
         self.concurrency = concurrency
         self.batch_size = batch_size or concurrency
+        self.prefetch = prefetch
         self.poll_interval = poll_interval
         self.shutdown_timeout = shutdown_timeout
         self.default_heartbeat = default_heartbeat
@@ -106,6 +116,7 @@ class Worker:
         self._on_job_done = on_job_done
         self._ready: asyncio.Queue[Job] = asyncio.Queue()
         self._running: dict[uuid.UUID, Job] = {}
+        self._claimed: dict[uuid.UUID, Job] = {}  # running or waiting in _ready: all we hold
         self._inflight = 0
         self._done_ids: list[uuid.UUID] = []
         self._done_leases: list[uuid.UUID] = []
@@ -218,6 +229,7 @@ class Worker:
                     self._done_leases.append(job.lease)
                     self._done_outputs.append(text)
             del self._running[job.id]
+            del self._claimed[job.id]
             self._inflight -= 1
             if not self._inflight:
                 self._idle.set()
@@ -239,7 +251,7 @@ class Worker:
                         self.started.set()
                     if self._failures or self._snoozes:
                         await self._flush_failures(conn)
-                    free = self.concurrency - self._inflight
+                    free = self.concurrency + self.prefetch - self._inflight
                     want = 0
                     if (
                         not self._stopping
@@ -363,24 +375,11 @@ class Worker:
             queue = self.queue
             put = self._ready.put_nowait
             self._inflight += len(rows)
+            claimed = self._claimed
             for r in rows:
-                put(
-                    Job(
-                        r[0],
-                        queue,
-                        r[1],
-                        r[2],
-                        r[3] or {},
-                        r[4],
-                        r[5],
-                        r[6],
-                        r[7],
-                        r[8],
-                        r[9],
-                        r[10],
-                        r[11],
-                    )
-                )
+                job = Job(r[0], queue, r[1], r[2], r[3] or {}, *r[4:12])
+                claimed[job.id] = job
+                put(job)
         return len(rows)
 
     async def _next_start(self, conn: psycopg.AsyncConnection[Any]) -> float | None:
@@ -423,10 +422,11 @@ class Worker:
 
     async def _release_running(self, conn: psycopg.AsyncConnection[Any] | None) -> None:
         """Give back claimed-but-unfinished jobs (shutdown), without using an attempt."""
-        leftover = list(self._running.values())
+        leftover = list(self._claimed.values())
         while not self._ready.empty():
-            leftover.append(self._ready.get_nowait())
+            self._ready.get_nowait()
         self._running.clear()
+        self._claimed.clear()
         if not leftover and not self._done_ids and not self._failures and not self._snoozes:
             return
         try:
@@ -459,7 +459,7 @@ class Worker:
         last = time.monotonic()
         while True:
             await asyncio.sleep(0.2)
-            running = list(self._running.values())
+            running = list(self._claimed.values())
             now = time.monotonic()
             if not running:
                 last = now

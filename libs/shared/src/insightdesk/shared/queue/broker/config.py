@@ -65,6 +65,7 @@ class PgSubscriberConfig(SubscriberUsecaseConfig):
     queue_options: QueueOptions | None = None
     concurrency: int = 10
     batch_size: int | None = None
+    prefetch: int = 0
     poll_interval: float | None = None
 
     @property

@@ -47,6 +47,7 @@ class PgRegistrator(Registrator[JobDelivery, PgBrokerConfig]):
         events: Iterable[str] = (),
         concurrency: int = 10,
         batch: int | None = None,
+        prefetch: int = 0,
         policy: QueueOptions | QueuePolicy | str | None = None,
         poll_interval: float | None = None,
         # FastStream arguments
@@ -65,6 +66,8 @@ class PgRegistrator(Registrator[JobDelivery, PgBrokerConfig]):
 
         ``events``: event names whose publications this queue receives (subscribed at start).
         ``batch``: jobs claimed per round trip (default: ``concurrency``).
+        ``prefetch``: claimed jobs held beyond ``concurrency`` so the next claim overlaps the
+        running handlers (see :class:`insightdesk.shared.queue.worker.Worker`).
         ``policy``: the queue's definition (:class:`QueueOptions`, or a :class:`QueuePolicy`
         with default options), applied at start; without it the queue is created with
         defaults if it does not exist, and left as it is otherwise.
@@ -82,6 +85,7 @@ class PgRegistrator(Registrator[JobDelivery, PgBrokerConfig]):
                 queue_options=options,
                 concurrency=concurrency,
                 batch_size=batch,
+                prefetch=prefetch,
                 poll_interval=poll_interval,
                 no_reply=no_reply,
                 _outer_config=config,

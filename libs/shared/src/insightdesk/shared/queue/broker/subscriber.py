@@ -181,6 +181,7 @@ class PgSubscriber(SubscriberUsecase[JobDelivery]):
         self.queue_options = config.queue_options
         self.concurrency = config.concurrency
         self.batch_size = config.batch_size
+        self.prefetch = config.prefetch
         self._poll_interval = config.poll_interval
         self.worker: Worker | None = None
         self._metrics: QueueMetrics | None = None
@@ -215,6 +216,7 @@ class PgSubscriber(SubscriberUsecase[JobDelivery]):
                     self.consume_job if self._metrics is None else self._consume_measured,
                     concurrency=self.concurrency,
                     batch_size=self.batch_size,
+                    prefetch=self.prefetch,
                     poll_interval=self._poll_interval or self._outer_config.poll_interval,
                     shutdown_timeout=self._outer_config.graceful_timeout or 30.0,
                 )
