@@ -99,7 +99,7 @@ class InsightDeskPeer(peerlib.Adapter):  # type: ignore[misc]
         @broker.subscriber(
             self.args.queue,
             concurrency=c,
-            batch=int(self.opts.get("batch", c)),
+            max_records=int(self.opts.get("batch", c)),
             prefetch=int(self.opts.get("prefetch", "0")),
         )
         async def handle(body: Payload) -> None:

@@ -21,6 +21,7 @@ from insightdesk.shared.errors import QueueNotFound
 from insightdesk.shared.queue import JobState, QueueClient
 from insightdesk.shared.queue.broker import (
     JobOptions,
+    PgBatchMessage,
     PgBroker,
     PgMessage,
     PgResponse,
@@ -93,7 +94,7 @@ async def test_consumes_jobs_sent_with_the_bare_engine(
 ) -> None:
     seen: list[Payload] = []
 
-    @broker.subscriber("engine-sent", concurrency=4, batch=2)
+    @broker.subscriber("engine-sent", concurrency=4, max_records=2)
     async def handle(body: Payload, message: PgMessage) -> None:
         assert message.job.queue == "engine-sent"
         seen.append(body)
@@ -346,7 +347,7 @@ async def test_stop_finishes_in_flight_jobs_and_releases_the_rest(
     started = asyncio.Event()
     release = asyncio.Event()
 
-    @broker.subscriber("slow", concurrency=1, batch=5)
+    @broker.subscriber("slow", concurrency=1, max_records=5)
     async def slow(body: Payload) -> None:
         started.set()
         await release.wait()
@@ -363,3 +364,59 @@ async def test_stop_finishes_in_flight_jobs_and_releases_the_rest(
     assert all(s in {JobState.COMPLETED, JobState.CREATED} for s in states)
     for i in ids:
         assert i is not None and (await client.get_job(i)).retry_count == 0
+
+
+async def test_batch_subscriber_receives_lists_of_validated_bodies(
+    broker: PgBroker, client: QueueClient
+) -> None:
+    batches: list[list[Payload]] = []
+
+    @broker.subscriber("bulk", batch=True, max_records=4, concurrency=2)
+    async def handle(bodies: list[Payload], message: PgMessage) -> list[int]:
+        assert all(isinstance(b, Payload) for b in bodies)
+        assert len(message.batch_headers) == len(bodies)
+        batches.append(bodies)
+        return [b.i * 2 for b in bodies]
+
+    await broker.start()
+    ids = await broker.publish_batch(*(Payload(i=n) for n in range(10)), queue="bulk")
+
+    async def all_seen() -> bool:
+        return sum(len(b) for b in batches) >= 10
+
+    await wait_until(all_seen)
+    assert sorted(p.i for b in batches for p in b) == list(range(10))
+    assert max(len(b) for b in batches) <= 4
+    for n, job_id in enumerate(ids):
+        assert job_id is not None
+        await wait_for_state(client, job_id, JobState.COMPLETED)
+        assert (await client.get_job(job_id)).output == n * 2
+
+
+async def test_batch_subscriber_failure_retries_every_job_of_the_batch(
+    broker: PgBroker, client: QueueClient
+) -> None:
+    attempts: list[list[int]] = []
+
+    @broker.subscriber(
+        "bulk-flaky",
+        batch=True,
+        max_records=10,
+        concurrency=1,
+        policy=QueueOptions(retry_limit=3, retry_delay=0),
+    )
+    async def handle(bodies: list[Payload], message: PgBatchMessage) -> None:
+        attempts.append([job.retry_count for job in message.jobs])
+        if len(attempts) == 1:
+            raise RuntimeError("boom")
+
+    await client.create_queue("bulk-flaky", QueueOptions(retry_limit=3, retry_delay=0))
+    await broker.connect()  # sent before the worker starts: the first claim takes all three
+    ids = await broker.publish_batch(*(Payload(i=n) for n in range(3)), queue="bulk-flaky")
+    await broker.start()
+    for job_id in ids:
+        assert job_id is not None
+        await wait_for_state(client, job_id, JobState.COMPLETED)
+        assert (await client.get_job(job_id)).retry_count == 1
+    assert attempts[0] == [0, 0, 0]
+    assert sorted(r for a in attempts[1:] for r in a) == [1, 1, 1]

@@ -355,3 +355,144 @@ async def test_prefetch_holds_extra_claims_but_never_runs_more_than_concurrency(
 
     await wait_until(all_done)
     assert peak == 2
+
+
+# ---------------------------------------------------------------------- batch handlers
+
+
+async def test_batch_handler_gets_lists_of_at_most_batch_size_and_completes_them(
+    client: QueueClient,
+) -> None:
+    await client.create_queue("bulk")
+    ids = await client.send_many("bulk", [{"n": n} for n in range(23)])
+    sizes: list[int] = []
+    seen: list[int] = []
+    in_flight = 0
+    most_in_flight = 0
+
+    async def handle(jobs: list[Job]) -> None:
+        nonlocal in_flight, most_in_flight
+        in_flight += 1
+        most_in_flight = max(most_in_flight, in_flight)
+        sizes.append(len(jobs))
+        seen.extend(job.data["n"] for job in jobs)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+
+    await client.work("bulk", handle, batch=True, batch_size=5, concurrency=2)
+    for job_id in ids:
+        assert job_id is not None
+        await wait_for_state(client, job_id, JobState.COMPLETED)
+    assert sorted(seen) == list(range(23))
+    assert sizes and max(sizes) <= 5
+    assert most_in_flight <= 2
+
+
+async def test_batch_handler_stores_one_output_per_job_or_the_same_for_all(
+    client: QueueClient,
+) -> None:
+    await client.create_queue("per-item")
+    await client.create_queue("shared")
+
+    async def per_item(jobs: list[Job]) -> list[dict[str, int]]:
+        return [{"double": job.data["n"] * 2} for job in jobs]
+
+    async def shared(jobs: list[Job]) -> dict[str, int]:
+        return {"batch": len(jobs)}
+
+    await client.work("per-item", per_item, batch=True, batch_size=10)
+    await client.work("shared", shared, batch=True, batch_size=10)
+    per_ids = await client.send_many("per-item", [{"n": n} for n in range(6)])
+    shared_id = await client.send("shared", {"n": 0})
+    for n, job_id in enumerate(per_ids):
+        assert job_id is not None
+        await wait_for_state(client, job_id, JobState.COMPLETED)
+        assert (await client.get_job(job_id)).output == {"double": n * 2}
+    assert shared_id is not None
+    await wait_for_state(client, shared_id, JobState.COMPLETED)
+    assert (await client.get_job(shared_id)).output == {"batch": 1}
+
+
+async def test_batch_handler_exception_retries_every_job_of_the_batch(
+    client: QueueClient,
+) -> None:
+    await client.create_queue("flaky-bulk", QueueOptions(retry_limit=3, retry_delay=0))
+    attempts: list[list[int]] = []
+
+    async def handle(jobs: list[Job]) -> list[int]:
+        attempts.append([job.retry_count for job in jobs])
+        if any(job.retry_count == 0 for job in jobs):
+            raise RuntimeError("boom")
+        return [job.retry_count for job in jobs]
+
+    # sent before the worker starts, so the first claim takes all four at once
+    ids = await client.send_many("flaky-bulk", [{"n": n} for n in range(4)])
+    await client.work("flaky-bulk", handle, batch=True, batch_size=10, concurrency=1)
+    for job_id in ids:
+        assert job_id is not None
+        await wait_for_state(client, job_id, JobState.COMPLETED)
+        info = await client.get_job(job_id)
+        assert info.retry_count == 1
+        assert info.output == 1
+    assert attempts[0] == [0, 0, 0, 0]
+    assert sum(len(a) for a in attempts) == 8
+
+
+async def test_batch_handler_outcomes_apply_to_every_job(client: QueueClient) -> None:
+    await client.create_queue("reject-bulk", QueueOptions(retry_limit=3))
+
+    async def handle(jobs: list[Job]) -> None:
+        raise Reject("not these")
+
+    ids = await client.send_many("reject-bulk", [{"n": n} for n in range(3)])
+    await client.work("reject-bulk", handle, batch=True, batch_size=10)
+    for job_id in ids:
+        assert job_id is not None
+        await wait_for_state(client, job_id, JobState.FAILED)
+        assert (await client.get_job(job_id)).retry_count == 0
+
+
+async def test_stopping_a_batch_worker_finishes_claimed_batches_within_the_timeout(
+    client: QueueClient,
+) -> None:
+    await client.create_queue("stop-bulk")
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def handle(jobs: list[Job]) -> None:
+        started.set()
+        await release.wait()
+
+    ids = [i for i in await client.send_many("stop-bulk", [{"n": n} for n in range(6)]) if i]
+    worker = await client.work(
+        "stop-bulk", handle, batch=True, batch_size=2, concurrency=1, prefetch=1
+    )
+    await asyncio.wait_for(started.wait(), 10)
+    stopping = asyncio.create_task(worker.stop(5))
+    await asyncio.sleep(0.1)
+    release.set()
+    await asyncio.wait_for(stopping, 10)
+    states = [(await client.get_job(i)).state for i in ids]
+    # the running batch and the prefetched one finish; nothing more is claimed
+    assert states.count(JobState.COMPLETED) == 4
+    assert states.count(JobState.CREATED) == 2
+
+
+async def test_stopping_a_batch_worker_releases_unfinished_batches(client: QueueClient) -> None:
+    await client.create_queue("stuck-bulk")
+    started = asyncio.Event()
+
+    async def handle(jobs: list[Job]) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    ids = [i for i in await client.send_many("stuck-bulk", [{"n": n} for n in range(6)]) if i]
+    worker = await client.work(
+        "stuck-bulk", handle, batch=True, batch_size=2, concurrency=1, prefetch=1
+    )
+    await asyncio.wait_for(started.wait(), 10)
+    await asyncio.wait_for(worker.stop(0.2), 10)
+    assert worker.stats.released == 4
+    for job_id in ids:
+        info = await client.get_job(job_id)
+        assert info.state is JobState.CREATED and info.retry_count == 0

@@ -8,6 +8,7 @@ import pytest
 from faststream import BaseMiddleware, Context, Depends, Logger, StreamMessage
 from pydantic import BaseModel, ValidationError
 
+from insightdesk.shared.errors import InvalidArgument
 from insightdesk.shared.queue.broker import (
     JobOptions,
     PgBroker,
@@ -214,3 +215,46 @@ async def test_subscribers_are_not_running_after_the_test_broker() -> None:
     async with TestPgBroker(broker):
         assert all(s.running for s in broker.subscribers)
     assert not any(s.running for s in broker.subscribers)
+
+
+async def test_batch_subscriber_mock_is_called_with_a_list() -> None:
+    broker = make_broker()
+    received: list[list[SendEmail]] = []
+
+    @broker.subscriber("bulk-email", batch=True, max_records=2)
+    async def send(commands: list[SendEmail]) -> None:
+        received.append(commands)
+
+    async with TestPgBroker(broker) as br:
+        await br.publish(SendEmail(to="a@example.com", template="welcome"), "bulk-email")
+        send.mock.assert_called_once_with(
+            [{"to": "a@example.com", "template": "welcome", "context": {}}]
+        )
+        send.mock.reset_mock()
+        await br.publish_batch(
+            *(SendEmail(to=f"{n}@example.com", template="t") for n in range(3)),
+            queue="bulk-email",
+        )
+        assert [len(call.args[0]) for call in send.mock.call_args_list] == [2, 1]
+    assert received[0] == [SendEmail(to="a@example.com", template="welcome")]
+    assert [c.to for batch in received[1:] for c in batch] == [f"{n}@example.com" for n in range(3)]
+
+
+async def test_batch_subscriber_error_surfaces_and_validation_is_per_element() -> None:
+    broker = make_broker()
+
+    @broker.subscriber("bulk-strict", batch=True)
+    async def handle(commands: list[SendEmail]) -> None:
+        raise RuntimeError("boom")
+
+    async with TestPgBroker(broker) as br:
+        with pytest.raises(ValidationError):
+            await br.publish({"to": "a@example.com"}, "bulk-strict")
+        with pytest.raises(RuntimeError, match="boom"):
+            await br.publish(SendEmail(to="a@example.com", template="t"), "bulk-strict")
+
+
+def test_batch_must_be_a_flag() -> None:
+    broker = make_broker()
+    with pytest.raises(InvalidArgument, match="max_records"):
+        broker.subscriber("q", batch=5)  # type: ignore[arg-type]

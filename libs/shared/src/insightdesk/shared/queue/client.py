@@ -35,7 +35,7 @@ from insightdesk.shared.queue.options import (
 from insightdesk.shared.queue.payloads import to_json
 from insightdesk.shared.queue.statements import Statements, notify_channel, statements
 from insightdesk.shared.queue.supervisor import Supervisor
-from insightdesk.shared.queue.worker import DEFAULT_HEARTBEAT, Handler, Worker
+from insightdesk.shared.queue.worker import DEFAULT_HEARTBEAT, BatchHandler, Handler, Worker
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,11 @@ class QueueClient(QueueOperations):
     async def work(
         self,
         queue: str,
-        handler: Handler,
+        handler: Handler | BatchHandler,
         *,
         concurrency: int = 10,
         batch_size: int | None = None,
+        batch: bool = False,
         prefetch: int = 0,
         poll_interval: float = 2.0,
         shutdown_timeout: float = 30.0,
@@ -114,6 +115,10 @@ class QueueClient(QueueOperations):
 
         ``supervise`` also runs crash recovery and retention in this process (cheap and safe
         to run in every process). :meth:`close` stops everything gracefully.
+
+        ``batch``: ``handler`` takes a list of jobs (at most ``batch_size`` per call, default
+        10) and ``concurrency`` counts calls in flight; its outcome applies to every job of the
+        list (see :mod:`insightdesk.shared.queue.worker`).
         """
         definition = await self.get_queue(queue)
         worker = Worker(
@@ -122,6 +127,7 @@ class QueueClient(QueueOperations):
             handler,
             concurrency=concurrency,
             batch_size=batch_size,
+            batch=batch,
             prefetch=prefetch,
             poll_interval=poll_interval,
             shutdown_timeout=shutdown_timeout,

@@ -17,6 +17,13 @@ own connection LISTENs, so the backend that delivers the notification runs the c
 next ``start_after`` among its delayed jobs, or the poll interval (a safety net for lost
 notifications). On stop it stops claiming, lets in-flight jobs finish within a timeout and
 releases whatever is still running back to the queue without using an attempt.
+
+With ``batch=True`` the handler takes a *list* of jobs: each claim's rows (at most
+``batch_size``) go to one call, ``concurrency`` counts calls in flight and ``prefetch`` claimed
+batches held beyond them. The call's outcome applies to every job of the batch: a return
+completes them all (a list as long as the batch gives job ``i`` output ``i``; any other value is
+every job's output), an exception or ``Snooze``/``RetryLater``/``Reject`` applies to each job.
+The batch runs under the smallest ``expire_in`` of its jobs.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 from psycopg import sql
@@ -49,6 +56,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Job], Awaitable[Any]]
+BatchHandler = Callable[[list[Job]], Awaitable[Any]]
+
+DEFAULT_BATCH_SIZE = 10
+"""Jobs per call of a batch handler when ``batch_size`` is not given."""
 
 DEFAULT_HEARTBEAT = 15.0
 """Seconds without a heartbeat after which an active job is presumed dead (per-job override)."""
@@ -73,6 +84,14 @@ def error_document(exc: BaseException) -> dict[str, Any]:
     }
 
 
+def _batch_outputs(output: Any, size: int) -> list[str | None]:
+    """The stored output of each job of a batch whose handler returned ``output``."""
+    if isinstance(output, list | tuple) and len(output) == size:
+        return [None if o is None else to_json(o, "handler output") for o in output]
+    text = None if output is None else to_json(output, "handler output")
+    return [text] * size
+
+
 class Worker:
     """Consumes one queue with ``concurrency`` handlers in flight at most."""
 
@@ -80,10 +99,11 @@ class Worker:
         self,
         client: QueueClient,
         queue: str,
-        handler: Handler,
+        handler: Handler | BatchHandler,
         *,
         concurrency: int = 10,
         batch_size: int | None = None,
+        batch: bool = False,
         prefetch: int = 0,
         poll_interval: float = 2.0,
         shutdown_timeout: float = 30.0,
@@ -105,7 +125,8 @@ class Worker:
         self.queue = queue
         self.handler = handler
         self.concurrency = concurrency
-        self.batch_size = batch_size or concurrency
+        self.batch = batch
+        self.batch_size = batch_size or (DEFAULT_BATCH_SIZE if batch else concurrency)
         self.prefetch = prefetch
         self.poll_interval = poll_interval
         self.shutdown_timeout = shutdown_timeout
@@ -115,6 +136,8 @@ class Worker:
         self._fetch_sql = client.sql["fetch_keyed" if keyed else "fetch"]
         self._on_job_done = on_job_done
         self._ready: asyncio.Queue[Job] = asyncio.Queue()
+        self._ready_batches: asyncio.Queue[list[Job]] = asyncio.Queue()
+        self._batches = 0  # batch mode: claimed batches running or waiting
         self._running: dict[uuid.UUID, Job] = {}
         self._claimed: dict[uuid.UUID, Job] = {}  # running or waiting in _ready: all we hold
         self._inflight = 0
@@ -138,8 +161,9 @@ class Worker:
     async def start(self) -> None:
         if self._pump_task is not None:
             return
+        runner = self._batch_runner if self.batch else self._runner
         self._runners = [
-            asyncio.create_task(self._runner(), name=f"worker:{self.queue}:{i}")
+            asyncio.create_task(runner(), name=f"worker:{self.queue}:{i}")
             for i in range(self.concurrency)
         ]
         self._heartbeat_task = asyncio.create_task(
@@ -181,7 +205,7 @@ class Worker:
 
     async def _runner(self) -> None:
         ready = self._ready
-        handler = self.handler
+        handler = cast("Handler", self.handler)
         while True:
             job = await ready.get()
             self._running[job.id] = job
@@ -237,6 +261,76 @@ class Worker:
             if self._on_job_done is not None:
                 self._on_job_done(job, outcome, time.perf_counter() - started)
 
+    async def _batch_runner(self) -> None:
+        ready = self._ready_batches
+        handler = cast("BatchHandler", self.handler)
+        running = self._running
+        while True:
+            jobs = await ready.get()
+            for job in jobs:
+                running[job.id] = job
+            started = time.perf_counter()
+            outcome = "completed"
+            expire_in = min(job.expire_in for job in jobs)
+            deadline = asyncio.timeout(expire_in)
+            try:
+                async with deadline:
+                    output = await handler(jobs)
+            except Snooze as snooze:
+                outcome = "snoozed"
+                if snooze.count_attempt:
+                    self._fail_all(jobs, snooze, snooze.delay)
+                else:
+                    self._snoozes.extend((job, snooze.delay) for job in jobs)
+            except RetryLater as retry:
+                outcome = "failed"
+                self._fail_all(jobs, retry, retry.delay)
+            except Reject as reject:
+                outcome = "failed"
+                self._fail_all(jobs, reject, None, final=True)
+            except TimeoutError as exc:
+                outcome = "failed"
+                err: BaseException = exc
+                if deadline.expired():
+                    err = TimeoutError(f"batch ran longer than expire_in ({expire_in}s)")
+                    err.__cause__ = exc
+                self._fail_all(jobs, err, None)
+            except asyncio.CancelledError:
+                raise  # shutdown timed out: the pump releases the batch back to the queue
+            except Exception as exc:  # noqa: BLE001  # any handler error fails the batch
+                outcome = "failed"
+                log.warning("batch of %d job(s) on %s failed: %r", len(jobs), self.queue, exc)
+                self._fail_all(jobs, exc, None)
+            else:
+                try:
+                    texts = _batch_outputs(output, len(jobs))
+                except InvalidArgument as exc:
+                    outcome = "failed"
+                    self._fail_all(jobs, exc, None)
+                else:
+                    self._done_ids.extend(job.id for job in jobs)
+                    self._done_leases.extend(job.lease for job in jobs)
+                    self._done_outputs.extend(texts)
+            claimed = self._claimed
+            for job in jobs:
+                del running[job.id]
+                del claimed[job.id]
+            self._inflight -= len(jobs)
+            self._batches -= 1
+            if not self._inflight:
+                self._idle.set()
+            self._wake.set()
+            if self._on_job_done is not None:
+                elapsed = time.perf_counter() - started
+                for job in jobs:
+                    self._on_job_done(job, outcome, elapsed)
+
+    def _fail_all(
+        self, jobs: list[Job], exc: BaseException, delay: float | None, *, final: bool = False
+    ) -> None:
+        document = error_document(exc)
+        self._failures.extend((job, document, delay, final) for job in jobs)
+
     # ------------------------------------------------------------------ pump
 
     async def _pump(self) -> None:
@@ -251,7 +345,10 @@ class Worker:
                         self.started.set()
                     if self._failures or self._snoozes:
                         await self._flush_failures(conn)
-                    free = self.concurrency + self.prefetch - self._inflight
+                    if self.batch:
+                        free = (self.concurrency + self.prefetch - self._batches) * self.batch_size
+                    else:
+                        free = self.concurrency + self.prefetch - self._inflight
                     want = 0
                     if (
                         not self._stopping
@@ -373,9 +470,16 @@ class Worker:
         if rows:
             self.stats.claimed += len(rows)
             queue = self.queue
-            put = self._ready.put_nowait
             self._inflight += len(rows)
             claimed = self._claimed
+            if self.batch:
+                jobs = [Job(r[0], queue, r[1], r[2], r[3] or {}, *r[4:12]) for r in rows]
+                for job in jobs:
+                    claimed[job.id] = job
+                self._batches += 1
+                self._ready_batches.put_nowait(jobs)
+                return len(rows)
+            put = self._ready.put_nowait
             for r in rows:
                 job = Job(r[0], queue, r[1], r[2], r[3] or {}, *r[4:12])
                 claimed[job.id] = job
@@ -425,6 +529,9 @@ class Worker:
         leftover = list(self._claimed.values())
         while not self._ready.empty():
             self._ready.get_nowait()
+        while not self._ready_batches.empty():
+            self._ready_batches.get_nowait()
+        self._batches = 0
         self._running.clear()
         self._claimed.clear()
         if not leftover and not self._done_ids and not self._failures and not self._snoozes:

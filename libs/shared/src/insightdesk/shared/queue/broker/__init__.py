@@ -14,13 +14,17 @@ Per-job options are the engine's :class:`JobOptions`, queue definitions its
 :class:`QueueOptions` / :class:`QueuePolicy`; nothing else about the transport leaks into
 handlers. ``TestPgBroker`` runs handlers in memory for unit tests.
 
-``PgMessage`` here is the handler annotation that injects the current message; the class
-itself is :class:`insightdesk.shared.queue.broker.message.PgMessage`.
+``PgMessage`` here is the handler annotation that injects the current message (``PgBatchMessage``
+for ``batch=True`` subscribers); the classes themselves are in
+:mod:`insightdesk.shared.queue.broker.message`.
+
+``@broker.subscriber(queue, batch=True, max_records=N)`` hands the handler a list of bodies
+(``async def h(bodies: list[Model])``), the jobs of one claim, settled together.
 """
 
 from faststream.exceptions import AckMessage, NackMessage, RejectMessage
 
-from insightdesk.shared.queue.broker.annotations import PgMessage
+from insightdesk.shared.queue.broker.annotations import PgBatchMessage, PgMessage
 from insightdesk.shared.queue.broker.asgi import make_asgi_app
 from insightdesk.shared.queue.broker.broker import PgBroker
 from insightdesk.shared.queue.broker.command import PgPublishCommand, PgResponse
@@ -41,6 +45,7 @@ __all__ = [
     "JobDelivery",
     "JobOptions",
     "NackMessage",
+    "PgBatchMessage",
     "PgBroker",
     "PgMessage",
     "PgPrometheusMiddleware",

@@ -64,7 +64,8 @@ class PgSubscriberConfig(SubscriberUsecaseConfig):
     events: tuple[str, ...] = ()
     queue_options: QueueOptions | None = None
     concurrency: int = 10
-    batch_size: int | None = None
+    max_records: int | None = None
+    batch: bool = False
     prefetch: int = 0
     poll_interval: float | None = None
 

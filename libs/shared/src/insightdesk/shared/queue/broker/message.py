@@ -72,6 +72,24 @@ class JobDelivery:
         return f"JobDelivery(job={self.job.id}, queue={self.job.queue!r}, decision={self.decision})"
 
 
+class JobBatch(JobDelivery):
+    """The jobs of one claim handed to a batch subscriber; its decision applies to all of them.
+
+    ``job`` is the first job (what logs, telemetry and ``reply_to`` look at).
+    """
+
+    __slots__ = ("jobs",)
+
+    def __init__(self, jobs: list[Job]) -> None:
+        super().__init__(jobs[0])
+        self.jobs = jobs
+
+    def __repr__(self) -> str:
+        return (
+            f"JobBatch(jobs={len(self.jobs)}, queue={self.job.queue!r}, decision={self.decision})"
+        )
+
+
 _STORED: Any = object()
 """Marks a message whose body still is the job's stored data (bytes are made only on demand)."""
 
@@ -135,6 +153,29 @@ class PgMessage(StreamMessage[JobDelivery]):
         await super().reject()
 
 
+class PgBatchMessage(PgMessage):
+    """A batch of jobs as FastStream sees it: ``body`` is the list of the jobs' bodies (bytes),
+    ``batch_headers`` their headers; ``ack``/``nack``/``reject`` settle every job of the batch.
+    ``message_id`` is the first job's id."""
+
+    raw_message: JobBatch
+
+    @property
+    def body(self) -> Any:
+        body = self._body
+        if body is _STORED:
+            body = self._body = [stored_bytes(j.data, j.headers) for j in self.raw_message.jobs]
+        return body
+
+    @body.setter
+    def body(self, value: Any) -> None:
+        self._body = value
+
+    @property
+    def jobs(self) -> list[Job]:
+        return self.raw_message.jobs
+
+
 class SnoozeMessage(NackMessage):
     """Raise from a handler to run the job again after ``delay`` without using an attempt."""
 
@@ -172,4 +213,36 @@ class PgParser:
         if isinstance(msg, PgMessage) and msg.body_is_stored:
             job = msg.raw_message.job
             return from_stored(job.data, job.headers)
+        return decode_message(msg)
+
+
+class PgBatchParser:
+    """Turns a :class:`JobBatch` into a :class:`PgBatchMessage`; its body decodes to a list
+    (one element per job), which the handler's ``list[Model]`` annotation validates."""
+
+    __slots__ = ()
+
+    async def parse_message(self, delivery: JobDelivery) -> PgBatchMessage:
+        if not isinstance(delivery, JobBatch):  # a single job (e.g. a test publish)
+            delivery = JobBatch([delivery.job])
+        first = delivery.job
+        headers = first.headers or {}
+        message_id = str(first.id)
+        return PgBatchMessage(
+            raw_message=delivery,
+            body=_STORED,
+            headers=headers,
+            batch_headers=[job.headers or {} for job in delivery.jobs],
+            content_type=headers.get(CONTENT_TYPE),
+            correlation_id=headers.get(CORRELATION_ID) or message_id,
+            reply_to=headers.get(REPLY_TO) or "",
+            message_id=message_id,
+        )
+
+    async def decode_message(self, msg: StreamMessage[Any]) -> Any:
+        if isinstance(msg, PgBatchMessage) and msg.body_is_stored:
+            return [from_stored(job.data, job.headers) for job in msg.raw_message.jobs]
+        body = msg.body
+        if isinstance(body, list):  # FastStream's batch convention: decode each element
+            return [decode_message(item) for item in body]
         return decode_message(msg)

@@ -46,7 +46,8 @@ class PgRegistrator(Registrator[JobDelivery, PgBrokerConfig]):
         *,
         events: Iterable[str] = (),
         concurrency: int = 10,
-        batch: int | None = None,
+        batch: bool = False,
+        max_records: int | None = None,
         prefetch: int = 0,
         policy: QueueOptions | QueuePolicy | str | None = None,
         poll_interval: float | None = None,
@@ -65,15 +66,25 @@ class PgRegistrator(Registrator[JobDelivery, PgBrokerConfig]):
         """Consume ``queue`` with up to ``concurrency`` handlers at once.
 
         ``events``: event names whose publications this queue receives (subscribed at start).
-        ``batch``: jobs claimed per round trip (default: ``concurrency``).
-        ``prefetch``: claimed jobs held beyond ``concurrency`` so the next claim overlaps the
-        running handlers (see :class:`insightdesk.shared.queue.worker.Worker`).
+        ``batch``: the handler takes a list of bodies (``async def h(bodies: list[Model])``),
+        the jobs of one claim, settled together; ``concurrency`` then counts handler calls.
+        ``max_records``: jobs claimed per round trip (default: ``concurrency``; with ``batch``
+        the most bodies per call, default 10).
+        ``prefetch``: claimed jobs (with ``batch``: claimed lists) held beyond ``concurrency``
+        so the next claim overlaps the running handlers (see
+        :class:`insightdesk.shared.queue.worker.Worker`).
         ``policy``: the queue's definition (:class:`QueueOptions`, or a :class:`QueuePolicy`
         with default options), applied at start; without it the queue is created with
         defaults if it does not exist, and left as it is otherwise.
         """
         if concurrency < 1:
             raise InvalidArgument(f"concurrency must be >= 1, got {concurrency}")
+        if not isinstance(batch, bool):
+            raise InvalidArgument(
+                f"batch is a flag (list handler), got {batch!r}; jobs per claim is max_records"
+            )
+        if max_records is not None and max_records < 1:
+            raise InvalidArgument(f"max_records must be >= 1, got {max_records}")
         event_names = tuple(validate_name(e, "event") for e in events)
         options = queue_options(policy)
         config = cast("PgBrokerConfig", self.config)
@@ -84,7 +95,8 @@ class PgRegistrator(Registrator[JobDelivery, PgBrokerConfig]):
                 events=event_names,
                 queue_options=options,
                 concurrency=concurrency,
-                batch_size=batch,
+                max_records=max_records,
+                batch=batch,
                 prefetch=prefetch,
                 poll_interval=poll_interval,
                 no_reply=no_reply,

@@ -15,6 +15,11 @@ handler's decision into the engine's outcome:
 * ``RejectMessage(reason=...)``: failed now, no retry, into the dead-letter queue;
 * the engine's own ``Snooze`` / ``RetryLater`` / ``Reject``: as the engine defines them.
 
+A batch subscriber (``batch=True``) takes the jobs of one claim as one message whose body is the
+list of their bodies (:class:`~insightdesk.shared.queue.broker.message.PgBatchMessage`); its
+decision settles every job of the list, and a returned list as long as the batch stores one output
+per job.
+
 FastStream's acknowledgement middleware is not in the path: :func:`settle` applies the same
 policy after the handler, which keeps every acknowledgement in the worker's batched round trips.
 """
@@ -55,7 +60,13 @@ from insightdesk.shared.queue.broker.config import (
     PgSubscriberConfig,
     PgSubscriberSpecificationConfig,
 )
-from insightdesk.shared.queue.broker.message import Decision, JobDelivery, PgParser
+from insightdesk.shared.queue.broker.message import (
+    Decision,
+    JobBatch,
+    JobDelivery,
+    PgBatchParser,
+    PgParser,
+)
 from insightdesk.shared.queue.jobs import Job
 from insightdesk.shared.queue.outcomes import HandlerOutcome, Reject, RetryLater, Snooze
 from insightdesk.shared.queue.worker import Worker
@@ -172,7 +183,7 @@ class PgSubscriber(SubscriberUsecase[JobDelivery]):
         specification: SubscriberSpecification[Any, Any],
         calls: CallsCollection[JobDelivery],
     ) -> None:
-        parser = PgParser()
+        parser: PgParser | PgBatchParser = PgBatchParser() if config.batch else PgParser()
         config.parser = parser.parse_message
         config.decoder = parser.decode_message
         super().__init__(config, specification, calls)
@@ -180,7 +191,8 @@ class PgSubscriber(SubscriberUsecase[JobDelivery]):
         self.events = config.events
         self.queue_options = config.queue_options
         self.concurrency = config.concurrency
-        self.batch_size = config.batch_size
+        self.batch = config.batch
+        self.max_records = config.max_records
         self.prefetch = config.prefetch
         self._poll_interval = config.poll_interval
         self.worker: Worker | None = None
@@ -210,12 +222,18 @@ class PgSubscriber(SubscriberUsecase[JobDelivery]):
                 await client.subscribe(event, self.queue)
             self._metrics = self._outer_config.queue_metrics
             self.running = True
+            handler: Any
+            if self.batch:
+                handler = self.consume_batch if self._metrics is None else self._batch_measured
+            else:
+                handler = self.consume_job if self._metrics is None else self._consume_measured
             try:
                 self.worker = await client.work(
                     self.queue,
-                    self.consume_job if self._metrics is None else self._consume_measured,
+                    handler,
                     concurrency=self.concurrency,
-                    batch_size=self.batch_size,
+                    batch_size=self.max_records,
+                    batch=self.batch,
                     prefetch=self.prefetch,
                     poll_interval=self._poll_interval or self._outer_config.poll_interval,
                     shutdown_timeout=self._outer_config.graceful_timeout or 30.0,
@@ -278,6 +296,48 @@ class PgSubscriber(SubscriberUsecase[JobDelivery]):
         except Exception as exc:  # noqa: BLE001  # settled below, like the worker would
             return settle(delivery, None, exc, self.ack_policy)
         return settle(delivery, response, None, self.ack_policy)
+
+    async def consume_batch(self, jobs: list[Job]) -> Any:
+        """The engine worker's batch handler: run ``jobs`` through FastStream as one message."""
+        if not self.running:
+            raise Snooze(STOPPING_DELAY)
+        delivery = JobBatch(jobs)
+        try:
+            response = await self.process_message(delivery)
+        except StopConsume:
+            self._stop_soon()
+            raise Snooze(0.0) from None
+        except SystemExit:
+            self._stop_soon(exit_app=True)
+            raise Snooze(0.0) from None
+        except Exception as exc:  # noqa: BLE001  # settled below, like the worker would
+            return settle(delivery, None, exc, self.ack_policy)
+        return settle(delivery, response, None, self.ack_policy)
+
+    async def _batch_measured(self, jobs: list[Job]) -> Any:
+        metrics = self._metrics
+        assert metrics is not None
+        started = time.perf_counter()
+        outcome: str | None = "completed"
+        try:
+            return await self.consume_batch(jobs)
+        except Snooze:
+            outcome = "snoozed"
+            raise
+        except Reject:
+            outcome = "failed"
+            raise
+        except Exception:
+            outcome = None  # per job: retried or failed
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            for job in jobs:
+                if outcome is not None:
+                    metrics.record(job.queue, outcome, elapsed)
+                else:
+                    retried = job.retry_count < job.retry_limit
+                    metrics.record(job.queue, "retried" if retried else "failed", elapsed)
 
     async def _consume_measured(self, job: Job) -> Any:
         metrics = self._metrics

@@ -85,9 +85,16 @@ class PgMetricsSettingsProvider:
         self.messaging_system = MESSAGING_SYSTEM
 
     def get_consume_attrs_from_message(self, msg: StreamMessage[JobDelivery]) -> ConsumeAttrs:
+        body = msg.body
+        if isinstance(body, list):  # a batch subscriber's message: one body per job
+            return {
+                "destination_name": msg.raw_message.job.queue,
+                "message_size": sum(len(b) for b in body),
+                "messages_count": len(body),
+            }
         return {
             "destination_name": msg.raw_message.job.queue,
-            "message_size": len(msg.body),
+            "message_size": len(body),
             "messages_count": 1,
         }
 

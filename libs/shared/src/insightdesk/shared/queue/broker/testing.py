@@ -4,7 +4,9 @@ Like FastStream's ``TestRabbitBroker``: inside ``async with TestPgBroker(broker)
 publish goes straight to the subscribers of its queue (or of its event) in the same task, a
 handler's exception surfaces at the ``publish`` call (``AckMessage``/``NackMessage``/
 ``RejectMessage`` settle the message and do not), and ``handler.mock`` / ``publisher.mock``
-record what was received and sent. Bodies go through the same JSON encoding as the database
+record what was received and sent. A batch subscriber (``batch=True``) receives each ``publish``
+as a one-element list and a ``publish_batch`` as lists of up to ``max_records`` bodies, as
+FastStream's test brokers do. Bodies go through the same JSON encoding as the database
 (so a model arrives as a dict, a tuple as a list). Nothing is retried or stored.
 """
 
@@ -30,13 +32,14 @@ from insightdesk.shared.queue.broker.command import (
     job_headers,
     job_options,
 )
-from insightdesk.shared.queue.broker.message import JobDelivery
+from insightdesk.shared.queue.broker.message import JobBatch, JobDelivery
 from insightdesk.shared.queue.broker.producer import PgProducer
 from insightdesk.shared.queue.broker.publisher import PgPublisher
 from insightdesk.shared.queue.broker.subscriber import PgSubscriber
 from insightdesk.shared.queue.jobs import Job
 from insightdesk.shared.queue.options import JobOptions
 from insightdesk.shared.queue.payloads import to_json
+from insightdesk.shared.queue.worker import DEFAULT_BATCH_SIZE
 
 __all__ = ["TestPgBroker"]
 
@@ -100,10 +103,14 @@ class TestPgBroker(TestBroker[PgBroker, EnterType], broker=PgBroker):
         return MagicMock(name="QueueClient")
 
 
-async def _deliver(sub: PgSubscriber, job: Job) -> Response | None:
-    """Run ``job`` through ``sub`` like the real consumer; other errors reach the caller."""
+def _delivery(sub: PgSubscriber, jobs: list[Job]) -> JobDelivery:
+    return JobBatch(jobs) if sub.batch else JobDelivery(jobs[0])
+
+
+async def _deliver(sub: PgSubscriber, delivery: JobDelivery) -> Response | None:
+    """Run ``delivery`` through ``sub`` like the real consumer; other errors reach the caller."""
     try:
-        return await sub.process_message(JobDelivery(job))
+        return await sub.process_message(delivery)
     except HandlerException:
         return None  # AckMessage/NackMessage/RejectMessage: settled, as in FastStream's tests
 
@@ -138,13 +145,13 @@ class FakePgProducer(PgProducer):
         for sub in self._targets(cmd):
             job = fake_job(sub.queue, data, options)
             ids.append(job.id)
-            await _deliver(sub, job)
+            await _deliver(sub, _delivery(sub, [job]))
         if cmd.event is not None:
             return ids
         return ids[0] if ids else uuid.uuid4()
 
     async def publish_batch(self, cmd: PgPublishCommand) -> list[uuid.UUID | None]:
-        ids: list[uuid.UUID | None] = []
+        stored = []
         for body in cmd.batch_bodies:
             single = PgPublishCommand(
                 body,
@@ -154,14 +161,25 @@ class FakePgProducer(PgProducer):
                 correlation_id=cmd.correlation_id,
                 _publish_type=cmd.publish_type,
             )
-            result = await self.publish(single)
-            ids.append(result if isinstance(result, uuid.UUID) else None)
-        return ids
+            stored.append(await self._stored(single, body))
+        ids: list[uuid.UUID | None] = []
+        for sub in self._targets(cmd):
+            jobs = [fake_job(sub.queue, data, options) for data, options in stored]
+            if not ids:
+                ids = [job.id for job in jobs]
+            if sub.batch:  # the whole batch at once, in lists of up to max_records
+                size = sub.max_records or DEFAULT_BATCH_SIZE
+                for start in range(0, len(jobs), size):
+                    await _deliver(sub, JobBatch(jobs[start : start + size]))
+            else:
+                for job in jobs:
+                    await _deliver(sub, JobDelivery(job))
+        return ids or [uuid.uuid4() for _ in stored]
 
     async def request(self, cmd: PgPublishCommand) -> JobDelivery:
         data, options = await self._stored(cmd, cmd.body)
         for sub in self._targets(cmd):
-            response = await _deliver(sub, fake_job(sub.queue, data, options))
+            response = await _deliver(sub, _delivery(sub, [fake_job(sub.queue, data, options)]))
             output = None if response is None else to_output(response.body)
             if output is not None:
                 output = json.loads(to_json(output))
