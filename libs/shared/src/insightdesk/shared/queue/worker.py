@@ -215,51 +215,18 @@ class Worker:
             try:
                 async with deadline:
                     output = await handler(job)
-            except Snooze as snooze:
-                outcome = "snoozed"
-                if snooze.count_attempt:
-                    self._failures.append((job, error_document(snooze), snooze.delay, False))
-                else:
-                    self._snoozes.append((job, snooze.delay))
-            except RetryLater as retry:
-                outcome = "failed"
-                self._failures.append((job, error_document(retry), retry.delay, False))
-            except Reject as reject:
-                outcome = "failed"
-                self._failures.append((job, error_document(reject), None, True))
-            except TimeoutError as exc:
-                outcome = "failed"
-                err: BaseException = exc
-                if deadline.expired():  # ours, not a timeout raised inside the handler
-                    err = TimeoutError(f"job ran longer than expire_in ({job.expire_in}s)")
-                    err.__cause__ = exc
-                self._failures.append((job, error_document(err), None, False))
+                text = None if output is None else to_json(output, "handler output")
             except asyncio.CancelledError:
                 # Shutdown timed out while this job ran: it stays in _running and the pump
                 # releases it back to the queue.
                 raise
-            except Exception as exc:  # noqa: BLE001  # any handler error is a failed attempt
-                outcome = "failed"
-                log.warning("job %s on %s failed: %r", job.id, self.queue, exc)
-                self._failures.append((job, error_document(exc), None, False))
+            except Exception as exc:  # noqa: BLE001  # every handler error has an outcome
+                outcome = self._record_failure([job], exc, deadline, job.expire_in)
             else:
-                try:
-                    text = None if output is None else to_json(output, "handler output")
-                except InvalidArgument as exc:
-                    outcome = "failed"
-                    self._failures.append((job, error_document(exc), None, False))
-                else:
-                    self._done_ids.append(job.id)
-                    self._done_leases.append(job.lease)
-                    self._done_outputs.append(text)
-            del self._running[job.id]
-            del self._claimed[job.id]
-            self._inflight -= 1
-            if not self._inflight:
-                self._idle.set()
-            self._wake.set()
-            if self._on_job_done is not None:
-                self._on_job_done(job, outcome, time.perf_counter() - started)
+                self._done_ids.append(job.id)
+                self._done_leases.append(job.lease)
+                self._done_outputs.append(text)
+            self._finished([job], outcome, started)
 
     async def _batch_runner(self) -> None:
         ready = self._ready_batches
@@ -276,60 +243,58 @@ class Worker:
             try:
                 async with deadline:
                     output = await handler(jobs)
-            except Snooze as snooze:
-                outcome = "snoozed"
-                if snooze.count_attempt:
-                    self._fail_all(jobs, snooze, snooze.delay)
-                else:
-                    self._snoozes.extend((job, snooze.delay) for job in jobs)
-            except RetryLater as retry:
-                outcome = "failed"
-                self._fail_all(jobs, retry, retry.delay)
-            except Reject as reject:
-                outcome = "failed"
-                self._fail_all(jobs, reject, None, final=True)
-            except TimeoutError as exc:
-                outcome = "failed"
-                err: BaseException = exc
-                if deadline.expired():
-                    err = TimeoutError(f"batch ran longer than expire_in ({expire_in}s)")
-                    err.__cause__ = exc
-                self._fail_all(jobs, err, None)
+                texts = _batch_outputs(output, len(jobs))
             except asyncio.CancelledError:
                 raise  # shutdown timed out: the pump releases the batch back to the queue
-            except Exception as exc:  # noqa: BLE001  # any handler error fails the batch
-                outcome = "failed"
-                log.warning("batch of %d job(s) on %s failed: %r", len(jobs), self.queue, exc)
-                self._fail_all(jobs, exc, None)
+            except Exception as exc:  # noqa: BLE001  # every handler error has an outcome
+                outcome = self._record_failure(jobs, exc, deadline, expire_in)
             else:
-                try:
-                    texts = _batch_outputs(output, len(jobs))
-                except InvalidArgument as exc:
-                    outcome = "failed"
-                    self._fail_all(jobs, exc, None)
-                else:
-                    self._done_ids.extend(job.id for job in jobs)
-                    self._done_leases.extend(job.lease for job in jobs)
-                    self._done_outputs.extend(texts)
-            claimed = self._claimed
-            for job in jobs:
-                del running[job.id]
-                del claimed[job.id]
-            self._inflight -= len(jobs)
+                self._done_ids.extend(job.id for job in jobs)
+                self._done_leases.extend(job.lease for job in jobs)
+                self._done_outputs.extend(texts)
             self._batches -= 1
-            if not self._inflight:
-                self._idle.set()
-            self._wake.set()
-            if self._on_job_done is not None:
-                elapsed = time.perf_counter() - started
-                for job in jobs:
-                    self._on_job_done(job, outcome, elapsed)
+            self._finished(jobs, outcome, started)
 
-    def _fail_all(
-        self, jobs: list[Job], exc: BaseException, delay: float | None, *, final: bool = False
-    ) -> None:
-        document = error_document(exc)
+    def _record_failure(
+        self, jobs: list[Job], exc: Exception, deadline: asyncio.Timeout, expire_in: float
+    ) -> str:
+        """Map what a handler raised onto the engine outcome of each of ``jobs``; the one place
+        these rules live for single jobs and batches alike. Returns the outcome's name."""
+        delay: float | None = None
+        final = False
+        err: BaseException = exc
+        if isinstance(exc, Snooze):
+            if not exc.count_attempt:
+                self._snoozes.extend((job, exc.delay) for job in jobs)
+                return "snoozed"
+            delay = exc.delay
+        elif isinstance(exc, RetryLater):
+            delay = exc.delay
+        elif isinstance(exc, Reject):
+            final = True
+        elif isinstance(exc, TimeoutError) and deadline.expired():
+            # ours, not a timeout raised inside the handler
+            err = TimeoutError(f"ran longer than expire_in ({expire_in}s)")
+            err.__cause__ = exc
+        elif not isinstance(exc, InvalidArgument):
+            log.warning("%d job(s) on %s failed: %r", len(jobs), self.queue, exc)
+        document = error_document(err)
         self._failures.extend((job, document, delay, final) for job in jobs)
+        return "snoozed" if isinstance(exc, Snooze) else "failed"
+
+    def _finished(self, jobs: list[Job], outcome: str, started: float) -> None:
+        running, claimed = self._running, self._claimed
+        for job in jobs:
+            del running[job.id]
+            del claimed[job.id]
+        self._inflight -= len(jobs)
+        if not self._inflight:
+            self._idle.set()
+        self._wake.set()
+        if self._on_job_done is not None:
+            elapsed = time.perf_counter() - started
+            for job in jobs:
+                self._on_job_done(job, outcome, elapsed)
 
     # ------------------------------------------------------------------ pump
 
