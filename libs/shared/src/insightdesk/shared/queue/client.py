@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import psycopg
+from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from insightdesk.shared.errors import (
@@ -24,6 +25,7 @@ from insightdesk.shared.errors import (
     QueueNotFound,
 )
 from insightdesk.shared.queue.connections import Executor, borrow
+from insightdesk.shared.queue.jobs import Job
 from insightdesk.shared.queue.migrator import migrate
 from insightdesk.shared.queue.operations import QueueOperations, wrap_error
 from insightdesk.shared.queue.options import (
@@ -35,7 +37,13 @@ from insightdesk.shared.queue.options import (
 from insightdesk.shared.queue.payloads import to_json
 from insightdesk.shared.queue.statements import Statements, notify_channel, statements
 from insightdesk.shared.queue.supervisor import Supervisor
-from insightdesk.shared.queue.worker import DEFAULT_HEARTBEAT, BatchHandler, Handler, Worker
+from insightdesk.shared.queue.worker import (
+    DEFAULT_HEARTBEAT,
+    BatchHandler,
+    Handler,
+    Worker,
+    error_document,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,7 @@ class QueueClient(QueueOperations):
         self.channel = notify_channel(schema)
         self.dsn: str = dsn if dsn is not None else str(pool.conninfo)
         self._workers: list[Worker] = []
+        self._keyed: dict[str, bool] = {}  # queue -> singleton/stately policy (for claim)
         self.supervisor = Supervisor(self)
 
     @classmethod
@@ -172,6 +181,7 @@ class QueueClient(QueueOperations):
             "delete_after": opts.delete_after,
             "dead_letter": opts.dead_letter,
         }
+        self._keyed.pop(name, None)
         try:
             await self._execute("upsert_queue", params)
         except psycopg.errors.ForeignKeyViolation as exc:
@@ -198,6 +208,7 @@ class QueueClient(QueueOperations):
 
     async def delete_queue(self, name: str) -> bool:
         """Delete a queue with all its jobs, subscriptions and schedules."""
+        self._keyed.pop(name, None)
         return bool(await self._fetch("delete_queue", {"name": validate_name(name)}))
 
     async def subscribe(self, event: str, queue: str) -> None:
@@ -346,7 +357,76 @@ class QueueClient(QueueOperations):
                 result = await self._insert(queue, None, retry, opts, conn, slot_offset=1)
                 ids[i] = result[0]
 
-    # ------------------------------------------------------------------ acks outside a worker
+    # ------------------------------------------------------------------ claims and acks by hand
+
+    async def claim(
+        self, queue: str, limit: int = 1, *, default_heartbeat: float = DEFAULT_HEARTBEAT
+    ) -> list[Job]:
+        """Claim up to ``limit`` ready jobs of ``queue`` (priority, then age; rows other
+        consumers hold are skipped) without running them: the caller settles each with
+        :meth:`complete`, :meth:`fail` or :meth:`snooze`, carrying its ``lease``.
+
+        Nothing heartbeats these jobs: one not settled within its heartbeat period
+        (``default_heartbeat`` unless the job or queue sets one) is presumed dead and crash
+        recovery puts it back in the queue, after which its lease no longer settles it.
+        """
+        validate_name(queue)
+        if limit < 1:
+            raise InvalidArgument(f"limit must be >= 1, got {limit}")
+        keyed = self._keyed.get(queue)
+        if keyed is None:
+            keyed = (await self.get_queue(queue))["policy"] in {"singleton", "stately"}
+            self._keyed[queue] = keyed
+        params = {
+            "done_ids": [],
+            "done_leases": [],
+            "done_outputs": [],
+            "name": queue,
+            "limit": limit,
+            "default_heartbeat": default_heartbeat,
+        }
+        async with borrow(self.pool, None) as c:
+            try:
+                cur = c.cursor(row_factory=tuple_row, binary=True)
+                await cur.execute(self.sql["fetch_keyed" if keyed else "fetch"], params)
+                rows = await cur.fetchall()
+            except psycopg.errors.UniqueViolation:
+                return []  # raced another consumer for a singleton key: nothing claimed
+            except psycopg.Error as exc:
+                raise wrap_error(exc, "claim") from exc
+        return [Job(r[0], queue, r[1], r[2], r[3] or {}, *r[4:12]) for r in rows]
+
+    async def fail(
+        self,
+        job: Job,
+        error: dict[str, Any] | BaseException,
+        *,
+        delay: float | None = None,
+        final: bool = False,
+    ) -> bool:
+        """A failed attempt of a claimed job: retried after ``delay`` (default: the job's retry
+        policy) while attempts are left, else failed into its dead-letter queue; ``final``
+        fails it at once. ``error`` (an exception or a JSON object) is stored as its output.
+        False when ``job``'s lease no longer holds (the job was settled or re-queued)."""
+        if delay is not None and delay < 0:
+            raise InvalidArgument(f"delay must be >= 0 seconds, got {delay}")
+        document = error_document(error) if isinstance(error, BaseException) else error
+        params = {
+            "ids": [job.id],
+            "leases": [job.lease],
+            "errors": [to_json(document, "error")],
+            "delays": [delay],
+            "final": [final],
+        }
+        return bool(await self._fetch("fail", params))
+
+    async def snooze(self, job: Job, delay: float) -> bool:
+        """Put a claimed job back in the queue to run after ``delay`` seconds, without using an
+        attempt. False when ``job``'s lease no longer holds."""
+        if delay < 0:
+            raise InvalidArgument(f"delay must be >= 0 seconds, got {delay}")
+        params = {"ids": [job.id], "leases": [job.lease], "delays": [float(delay)]}
+        return bool(await self._fetch("snooze", params))
 
     async def complete(
         self,

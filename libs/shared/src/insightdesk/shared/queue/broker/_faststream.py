@@ -29,7 +29,7 @@ from faststream._internal.endpoint.publisher import (
 from faststream._internal.endpoint.publisher.fake import FakePublisher
 from faststream._internal.endpoint.subscriber import SubscriberSpecification, SubscriberUsecase
 from faststream._internal.endpoint.subscriber.call_item import CallsCollection
-from faststream._internal.endpoint.utils import ParserComposition
+from faststream._internal.endpoint.utils import ParserComposition, process_msg
 from faststream._internal.logger import DefaultLoggerStorage, make_logger_state
 from faststream._internal.logger.logging import get_broker_logger
 from faststream._internal.parser import CodecProto, DefaultCodec
@@ -79,4 +79,5 @@ __all__ = [
     "change_producer",
     "get_broker_logger",
     "make_logger_state",
+    "process_msg",
 ]

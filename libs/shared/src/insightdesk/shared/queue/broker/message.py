@@ -1,17 +1,20 @@
 """The broker's raw message (one delivery of a claimed job), its FastStream message and parser.
 
-FastStream settles a message through ``ack`` / ``nack`` / ``reject``. Here they only *record*
-the decision on the delivery (made by the handler, or by the subscriber from its ack policy);
-the subscriber turns it into the engine's outcome once the handler is done, so the engine's
-worker keeps doing every acknowledgement in its batched round trips.
+FastStream settles a message through ``ack`` / ``nack`` / ``reject``. For a job a handler
+consumes they only *record* the decision on the delivery (made by the handler, or by the
+subscriber from its ack policy); the subscriber turns it into the engine's outcome once the
+handler is done, so the engine's worker keeps doing every acknowledgement in its batched round
+trips. A job pulled by hand (``subscriber.get_one()`` / ``async for msg in subscriber``) is a
+:class:`PulledJob` / :class:`PulledBatch`: there the call settles it in the engine at once.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faststream.exceptions import NackMessage
 from faststream.message import StreamMessage, decode_message
@@ -24,6 +27,12 @@ from insightdesk.shared.queue.broker.bodies import (
     stored_bytes,
 )
 from insightdesk.shared.queue.jobs import Job
+from insightdesk.shared.queue.outcomes import Reject
+
+if TYPE_CHECKING:
+    from insightdesk.shared.queue.client import QueueClient
+
+log = logging.getLogger(__name__)
 
 
 class Decision(enum.Enum):
@@ -90,6 +99,65 @@ class JobBatch(JobDelivery):
         )
 
 
+class PulledJob(JobDelivery):
+    """A job claimed by ``get_one`` / iteration rather than by a worker: settling its message
+    settles the job in the engine at once (see :func:`settle_pulled`). ``settled`` is None until
+    then, afterwards whether the engine accepted it (False: the lease had expired)."""
+
+    __slots__ = ("client", "settled")
+
+    def __init__(self, job: Job, client: QueueClient) -> None:
+        super().__init__(job)
+        self.client = client
+        self.settled: bool | None = None
+
+
+class PulledBatch(JobBatch):
+    """The jobs of one hand-pulled claim of a batch subscriber (see :class:`PulledJob`)."""
+
+    __slots__ = ("client", "settled")
+
+    def __init__(self, jobs: list[Job], client: QueueClient) -> None:
+        super().__init__(jobs)
+        self.client = client
+        self.settled: bool | None = None
+
+
+async def settle_pulled(delivery: PulledJob | PulledBatch) -> None:
+    """Apply ``delivery``'s decision to its job(s) through the engine: ack completes; nack is a
+    failed attempt (retried after its delay, else per the queue's backoff; snoozed without
+    an attempt when ``count_attempt=False``); reject fails at once into the dead-letter queue.
+    On a database error the decision is forgotten, so the message can be settled again."""
+    client = delivery.client
+    jobs = delivery.jobs if isinstance(delivery, PulledBatch) else [delivery.job]
+    decision = delivery.decision
+    try:
+        results = []
+        for job in jobs:
+            if decision is Decision.ACK:
+                ok = await client.complete(job.id, job.lease)
+            elif decision is Decision.REJECT:
+                error = Reject(delivery.reason or "message was rejected")
+                ok = await client.fail(job, error, final=True)
+            elif not delivery.count_attempt:
+                ok = await client.snooze(job, delivery.delay or 0.0)
+            else:
+                nacked = {"type": "Nacked", "message": "message was nacked"}
+                ok = await client.fail(job, nacked, delay=delivery.delay)
+            results.append(ok)
+    except BaseException:
+        delivery.decision = None
+        raise
+    delivery.settled = all(results)
+    if not delivery.settled:
+        log.warning(
+            "%s of %s on %s: its lease had expired (it was re-queued or settled elsewhere)",
+            decision.value if decision else "settle",
+            delivery.job.id,
+            delivery.job.queue,
+        )
+
+
 _STORED: Any = object()
 """Marks a message whose body still is the job's stored data (bytes are made only on demand)."""
 
@@ -102,6 +170,9 @@ class PgMessage(StreamMessage[JobDelivery]):
       the queue's retry policy (dead-lettered when no attempt is left); with
       ``count_attempt=False`` the job is snoozed without using an attempt;
     * ``reject(reason=None)``: fail now, without retries, into the dead-letter queue.
+
+    In a handler these record the decision the worker applies when the handler returns; on a
+    message pulled with ``get_one`` / iteration they settle the job in the engine at once.
     """
 
     _body: Any
@@ -137,19 +208,28 @@ class PgMessage(StreamMessage[JobDelivery]):
 
     async def ack(self) -> None:
         if self.committed is None:
-            self.raw_message.ack()
+            raw = self.raw_message
+            raw.ack()
+            if isinstance(raw, PulledJob | PulledBatch):
+                await settle_pulled(raw)
         await super().ack()
 
     async def nack(
         self, delay: float | timedelta | None = None, *, count_attempt: bool = True
     ) -> None:
         if self.committed is None:
-            self.raw_message.nack(delay, count_attempt=count_attempt)
+            raw = self.raw_message
+            raw.nack(delay, count_attempt=count_attempt)
+            if isinstance(raw, PulledJob | PulledBatch):
+                await settle_pulled(raw)
         await super().nack()
 
     async def reject(self, reason: str | None = None) -> None:
         if self.committed is None:
-            self.raw_message.reject(reason)
+            raw = self.raw_message
+            raw.reject(reason)
+            if isinstance(raw, PulledJob | PulledBatch):
+                await settle_pulled(raw)
         await super().reject()
 
 

@@ -22,6 +22,18 @@ per job.
 
 FastStream's acknowledgement middleware is not in the path: :func:`settle` applies the same
 policy after the handler, which keeps every acknowledgement in the worker's batched round trips.
+
+A subscriber without handlers can be pulled from by hand, as in FastStream's other brokers:
+``await subscriber.get_one(timeout=5.0)`` claims one ready job (a batch subscriber: up to
+``max_records``) and returns it parsed and decoded (or None after ``timeout`` seconds), and
+``async for msg in subscriber`` yields such messages until the broker stops. The caller settles
+each: ``await msg.ack()`` completes the job, ``await msg.nack(delay=...)`` uses an attempt
+(retried after ``delay``, or per the queue's backoff without one; ``count_attempt=False``
+snoozes instead) and ``await msg.reject()`` dead-letters it at once. Nothing heartbeats a pulled
+job: settle it within its heartbeat period (the queue's ``heartbeat``, default 15 s), or crash
+recovery presumes it lost and puts it back in the queue, after which settling it does nothing
+(``msg.raw_message.settled`` is then False). Pulling polls the queue (20 ms backing off to
+200 ms while it is empty); ``TestPgBroker`` does not support it.
 """
 
 from __future__ import annotations
@@ -33,8 +45,8 @@ from typing import TYPE_CHECKING, Any
 
 from faststream.exceptions import (
     AckMessage,
-    FeatureNotSupportedException,
     HandlerException,
+    IncorrectState,
     NackMessage,
     RejectMessage,
     StopConsume,
@@ -52,6 +64,7 @@ from insightdesk.shared.queue.broker._faststream import (
     PublisherProto,
     SubscriberSpecification,
     SubscriberUsecase,
+    process_msg,
 )
 from insightdesk.shared.queue.broker.bodies import to_output
 from insightdesk.shared.queue.broker.command import PgPublishCommand
@@ -65,11 +78,14 @@ from insightdesk.shared.queue.broker.message import (
     JobBatch,
     JobDelivery,
     PgBatchParser,
+    PgMessage,
     PgParser,
+    PulledBatch,
+    PulledJob,
 )
 from insightdesk.shared.queue.jobs import Job
 from insightdesk.shared.queue.outcomes import HandlerOutcome, Reject, RetryLater, Snooze
-from insightdesk.shared.queue.worker import Worker
+from insightdesk.shared.queue.worker import DEFAULT_BATCH_SIZE, Worker
 
 if TYPE_CHECKING:
     from faststream.response import PublishCommand
@@ -79,6 +95,9 @@ if TYPE_CHECKING:
 
 STOPPING_DELAY = 0.5
 """Seconds a job claimed while its subscriber stops waits before it can be claimed again."""
+
+PULL_BACKOFF = (0.02, 0.2)
+"""First and longest pause (seconds) between claims while ``get_one`` waits on an empty queue."""
 
 
 class Nacked(Exception):  # the handler's verdict, recorded as the job's error
@@ -241,6 +260,11 @@ class PgSubscriber(SubscriberUsecase[JobDelivery]):
             except BaseException:
                 self.running = False
                 raise
+        elif self._outer_config.connected:  # pulled by hand: the queue must exist
+            client = self._outer_config.client
+            await self.declare(client)
+            for event in self.events:
+                await client.subscribe(event, self.queue)
         self._post_start()
 
     async def declare(self, client: QueueClient) -> None:
@@ -360,15 +384,74 @@ class PgSubscriber(SubscriberUsecase[JobDelivery]):
 
     # ------------------------------------------------------------------ pulling by hand
 
-    async def get_one(self, *, timeout: float = 5.0) -> StreamMessage[JobDelivery] | None:
-        raise FeatureNotSupportedException(
-            "PgSubscriber consumes through the engine's worker; use a handler"
-        )
+    def _pull_client(self, what: str) -> QueueClient:
+        if self.calls:
+            raise IncorrectState(f"You can't use {what} if subscriber has registered handlers.")
+        if not (self.running and self._outer_config.connected):
+            raise IncorrectState(
+                f"{what} needs a started PgBroker (`await broker.start()`); "
+                "TestPgBroker delivers publishes to handlers only and does not support it"
+            )
+        return self._outer_config.client
 
-    def __aiter__(self) -> AsyncIterator[StreamMessage[JobDelivery]]:
-        raise FeatureNotSupportedException(
-            "PgSubscriber consumes through the engine's worker; use a handler"
+    def _stopped(self) -> bool:
+        return not self.running
+
+    async def _claim(self, client: QueueClient) -> list[Job]:
+        limit = (self.max_records or DEFAULT_BATCH_SIZE) if self.batch else 1
+        return await client.claim(self.queue, limit)
+
+    async def _pulled(self, client: QueueClient, jobs: list[Job]) -> PgMessage:
+        """Run claimed jobs through the broker middlewares, parser and decoder, like FastStream's
+        other brokers do for ``get_one``; the message's ack/nack/reject settle them."""
+        delivery: JobDelivery = (
+            PulledBatch(jobs, client) if self.batch else PulledJob(jobs[0], client)
         )
+        context = self._outer_config.context
+        parser, decoder = self._get_parser_and_decoder()
+        msg = await process_msg(
+            msg=delivery,
+            middlewares=(m(delivery, context=context) for m in self._broker_middlewares),
+            parser=parser,
+            decoder=decoder,
+        )
+        assert isinstance(msg, PgMessage)
+        return msg
+
+    async def get_one(self, *, timeout: float = 5.0) -> PgMessage | None:
+        """Claim one ready job (a batch subscriber: up to ``max_records``) and return it parsed
+        and decoded, or None when none became ready within ``timeout`` seconds. Settle it with
+        ``ack`` / ``nack`` / ``reject`` within its heartbeat period (see the module docstring).
+        """
+        client = self._pull_client("`get_one` method")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pause, longest = PULL_BACKOFF
+        while not (jobs := await self._claim(client)):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            await asyncio.sleep(min(pause, remaining))
+            pause = min(pause * 2, longest)
+        return await self._pulled(client, jobs)
+
+    async def __aiter__(self) -> AsyncIterator[PgMessage]:
+        """Yield claimed, decoded jobs as they become ready, until the broker stops."""
+        client = self._pull_client("iterator")
+        pause, longest = PULL_BACKOFF
+        while not self._stopped():
+            try:
+                jobs = await self._claim(client)
+            except Exception:
+                if self._stopped():  # the broker stopped (and closed its pool) meanwhile
+                    return
+                raise
+            if not jobs:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, longest)
+                continue
+            pause = PULL_BACKOFF[0]
+            yield await self._pulled(client, jobs)
 
 
 class PgReplyPublisher(FakePublisher):

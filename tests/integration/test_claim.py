@@ -1,0 +1,135 @@
+"""Claiming and settling jobs by hand: QueueClient.claim / complete / fail / snooze."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from insightdesk.shared.errors import InvalidArgument
+from insightdesk.shared.queue import JobOptions, JobState, QueueClient, QueueOptions, QueuePolicy
+
+
+async def test_claim_takes_ready_jobs_by_priority_then_age(client: QueueClient) -> None:
+    await client.create_queue("q")
+    low = await client.send("q", {"n": 1})
+    high = await client.send("q", {"n": 2}, JobOptions(priority=5))
+    later = await client.send("q", {"n": 3}, JobOptions(start_after=60))
+    last = await client.send("q", {"n": 4})
+    assert later is not None and high is not None
+
+    first = await client.claim("q")
+    assert [j.id for j in first] == [high]
+    job = first[0]
+    assert job.queue == "q" and job.data == {"n": 2} and job.retry_count == 0
+    assert job.heartbeat == 15.0  # the default heartbeat, stored on the claimed job
+    assert (await client.get_job(high)).state == JobState.ACTIVE
+
+    rest = await client.claim("q", limit=10)
+    assert [j.id for j in rest] == [low, last]  # the delayed job is not ready
+    assert await client.claim("q") == []
+    assert (await client.get_job(later)).state == JobState.CREATED
+
+
+async def test_concurrent_claims_skip_locked_rows(client: QueueClient) -> None:
+    await client.create_queue("q")
+    ids = await client.send_many("q", range(20))
+    batches = await asyncio.gather(*(client.claim("q", limit=3) for _ in range(8)))
+    claimed = [j.id for batch in batches for j in batch]
+    assert len(claimed) == len(set(claimed)) == 20
+    assert set(claimed) == set(ids)
+
+
+async def test_claim_on_a_singleton_queue_takes_one_job_per_key(client: QueueClient) -> None:
+    await client.create_queue("one", QueueOptions(policy=QueuePolicy.SINGLETON))
+    a = await client.send("one", 1, JobOptions(singleton_key="a"))
+    b = await client.send("one", 2, JobOptions(singleton_key="b"))
+    claimed = await client.claim("one", limit=10)
+    assert {j.id for j in claimed} == {a, b}
+    assert await client.claim("one", limit=10) == []
+
+
+async def test_complete_settles_a_claimed_job_once(client: QueueClient) -> None:
+    await client.create_queue("q")
+    job_id = await client.send("q", {"n": 1})
+    (job,) = await client.claim("q")
+    assert await client.complete(job.id, job.lease, {"ok": True})
+    assert not await client.complete(job.id, job.lease, {"ok": False})
+    info = await client.get_job(job_id)  # type: ignore[arg-type]
+    assert info.state == JobState.COMPLETED and info.output == {"ok": True}
+
+
+async def test_fail_retries_then_dead_letters(client: QueueClient) -> None:
+    await client.create_queue("dead")
+    await client.create_queue("q", QueueOptions(retry_limit=1, dead_letter="dead"))
+    job_id = await client.send("q", {"n": 1})
+    assert job_id is not None
+
+    (job,) = await client.claim("q")
+    assert await client.fail(job, ValueError("boom"), delay=0)
+    info = await client.get_job(job_id)
+    assert info.state == JobState.RETRY and info.retry_count == 1
+    assert info.output["type"] == "ValueError" and info.output["message"] == "boom"
+
+    (again,) = await client.claim("q")
+    assert again.id == job_id and again.retry_count == 1 and again.lease != job.lease
+    assert await client.fail(again, {"type": "Custom", "message": "still broken"})
+    info = await client.get_job(job_id)
+    assert info.state == JobState.FAILED and info.output["message"] == "still broken"
+    (letter,) = await client.find_jobs("dead")
+    assert letter.data == {"n": 1}
+    assert letter.headers is not None and letter.headers["dead_letter"]["id"] == str(job_id)
+
+
+async def test_fail_final_dead_letters_at_once_and_delay_is_kept(client: QueueClient) -> None:
+    await client.create_queue("dead")
+    await client.create_queue("q", QueueOptions(retry_limit=5, dead_letter="dead"))
+    first = await client.send("q", 1)
+    second = await client.send("q", 2)
+    assert first is not None and second is not None
+
+    jobs = {j.id: j for j in await client.claim("q", limit=2)}
+    assert await client.fail(jobs[first], RuntimeError("no"), final=True)
+    assert (await client.get_job(first)).state == JobState.FAILED
+    assert len(await client.find_jobs("dead")) == 1
+
+    before = datetime.now(UTC)
+    assert await client.fail(jobs[second], RuntimeError("later"), delay=30)
+    info = await client.get_job(second)
+    assert info.state == JobState.RETRY and info.retry_count == 1
+    assert 25 < (info.start_after - before).total_seconds() < 35
+
+
+async def test_snooze_requeues_without_using_an_attempt(client: QueueClient) -> None:
+    await client.create_queue("q")
+    job_id = await client.send("q", 1)
+    assert job_id is not None
+    (job,) = await client.claim("q")
+    before = datetime.now(UTC)
+    assert await client.snooze(job, 30)
+    info = await client.get_job(job_id)
+    assert info.state == JobState.CREATED and info.retry_count == 0
+    assert 25 < (info.start_after - before).total_seconds() < 35
+    assert await client.claim("q") == []
+
+    with pytest.raises(InvalidArgument):
+        await client.snooze(job, -1)
+
+
+async def test_a_stale_lease_can_neither_fail_nor_complete(client: QueueClient) -> None:
+    await client.create_queue("q")
+    job_id = await client.send("q", 1)
+    assert job_id is not None
+    (stale,) = await client.claim("q")
+    assert await client.snooze(stale, 0)  # e.g. crash recovery re-queued it
+    (fresh,) = await client.claim("q")
+    assert fresh.id == stale.id and fresh.lease != stale.lease
+
+    assert not await client.fail(stale, ValueError("late"))
+    assert not await client.snooze(stale, 0)
+    assert not await client.complete(stale.id, stale.lease, "late")
+    assert (await client.get_job(job_id)).state == JobState.ACTIVE
+
+    assert await client.complete(fresh.id, fresh.lease, "done")
+    assert (await client.get_job(job_id)).output == "done"
