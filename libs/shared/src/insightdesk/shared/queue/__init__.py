@@ -6,7 +6,8 @@ receives and the outcomes it may raise (:class:`Snooze`, :class:`RetryLater`, :c
 and :class:`CronScheduler` for cron schedules.
 """
 
-from insightdesk.shared.queue.client import NewJob, QueueClient, make_pool
+from insightdesk.shared.queue.batches import NewJob
+from insightdesk.shared.queue.client import QueueClient, make_pool
 from insightdesk.shared.queue.jobs import Job, JobInfo, JobState, QueueStats
 from insightdesk.shared.queue.options import JobOptions, QueueOptions, QueuePolicy
 from insightdesk.shared.queue.outcomes import Reject, RetryLater, Snooze

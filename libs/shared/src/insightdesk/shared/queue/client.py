@@ -12,11 +12,9 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from typing import Any, Self
 
 import psycopg
-from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from insightdesk.shared.errors import (
@@ -24,8 +22,8 @@ from insightdesk.shared.errors import (
     InvalidArgument,
     QueueNotFound,
 )
+from insightdesk.shared.queue.batches import Batch, NewJob
 from insightdesk.shared.queue.connections import Executor, borrow
-from insightdesk.shared.queue.jobs import Job
 from insightdesk.shared.queue.migrator import migrate
 from insightdesk.shared.queue.operations import QueueOperations, wrap_error
 from insightdesk.shared.queue.options import (
@@ -42,18 +40,9 @@ from insightdesk.shared.queue.worker import (
     BatchHandler,
     Handler,
     Worker,
-    error_document,
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class NewJob:
-    """One item of :meth:`QueueClient.send_many` that carries its own options."""
-
-    data: Any
-    options: JobOptions = DEFAULT_JOB_OPTIONS
 
 
 class QueueClient(QueueOperations):
@@ -288,7 +277,7 @@ class QueueClient(QueueOperations):
         """
         validate_name(queue)
         common = options or DEFAULT_JOB_OPTIONS
-        batch = _Batch.build(items, common)
+        batch = Batch.build(items, common)
         if not batch.data:
             return []
         ids = await self._insert(queue, None, batch, common, conn)
@@ -311,14 +300,14 @@ class QueueClient(QueueOperations):
             raise InvalidArgument(
                 "publish creates one job per subscriber; a fixed id is not allowed"
             )
-        batch = _Batch.build([NewJob(data, opts)], opts)
+        batch = Batch.build([NewJob(data, opts)], opts)
         return [i for i in await self._insert(None, event, batch, opts, conn) if i is not None]
 
     async def _insert(
         self,
         queue: str | None,
         event: str | None,
-        batch: _Batch,
+        batch: Batch,
         common: JobOptions,
         conn: Executor | None,
         *,
@@ -346,99 +335,16 @@ class QueueClient(QueueOperations):
         return list(ids or [])
 
     async def _debounce(
-        self, queue: str, batch: _Batch, ids: list[uuid.UUID | None], conn: Executor | None
+        self, queue: str, batch: Batch, ids: list[uuid.UUID | None], conn: Executor | None
     ) -> None:
         """Jobs with debounce whose slot was taken go to the next slot (or are rejected)."""
         for i, new_id in enumerate(ids):
             if new_id is None and batch.debounced[i] is not None:
                 opts = batch.debounced[i]
                 assert opts is not None
-                retry = _Batch.build([NewJob(batch.payload(i), opts)], opts)
+                retry = Batch.build([NewJob(batch.payload(i), opts)], opts)
                 result = await self._insert(queue, None, retry, opts, conn, slot_offset=1)
                 ids[i] = result[0]
-
-    # ------------------------------------------------------------------ claims and acks by hand
-
-    async def claim(
-        self, queue: str, limit: int = 1, *, default_heartbeat: float = DEFAULT_HEARTBEAT
-    ) -> list[Job]:
-        """Claim up to ``limit`` ready jobs of ``queue`` (priority, then age; rows other
-        consumers hold are skipped) without running them: the caller settles each with
-        :meth:`complete`, :meth:`fail` or :meth:`snooze`, carrying its ``lease``.
-
-        Nothing heartbeats these jobs: one not settled within its heartbeat period
-        (``default_heartbeat`` unless the job or queue sets one) is presumed dead and crash
-        recovery puts it back in the queue, after which its lease no longer settles it.
-        """
-        validate_name(queue)
-        if limit < 1:
-            raise InvalidArgument(f"limit must be >= 1, got {limit}")
-        keyed = self._keyed.get(queue)
-        if keyed is None:
-            keyed = (await self.get_queue(queue))["policy"] in {"singleton", "stately"}
-            self._keyed[queue] = keyed
-        params = {
-            "done_ids": [],
-            "done_leases": [],
-            "done_outputs": [],
-            "name": queue,
-            "limit": limit,
-            "default_heartbeat": default_heartbeat,
-        }
-        async with borrow(self.pool, None) as c:
-            try:
-                cur = c.cursor(row_factory=tuple_row, binary=True)
-                await cur.execute(self.sql["fetch_keyed" if keyed else "fetch"], params)
-                rows = await cur.fetchall()
-            except psycopg.errors.UniqueViolation:
-                return []  # raced another consumer for a singleton key: nothing claimed
-            except psycopg.Error as exc:
-                raise wrap_error(exc, "claim") from exc
-        return [Job(r[0], queue, r[1], r[2], r[3] or {}, *r[4:12]) for r in rows]
-
-    async def fail(
-        self,
-        job: Job,
-        error: dict[str, Any] | BaseException,
-        *,
-        delay: float | None = None,
-        final: bool = False,
-    ) -> bool:
-        """A failed attempt of a claimed job: retried after ``delay`` (default: the job's retry
-        policy) while attempts are left, else failed into its dead-letter queue; ``final``
-        fails it at once. ``error`` (an exception or a JSON object) is stored as its output.
-        False when ``job``'s lease no longer holds (the job was settled or re-queued)."""
-        if delay is not None and delay < 0:
-            raise InvalidArgument(f"delay must be >= 0 seconds, got {delay}")
-        document = error_document(error) if isinstance(error, BaseException) else error
-        params = {
-            "ids": [job.id],
-            "leases": [job.lease],
-            "errors": [to_json(document, "error")],
-            "delays": [delay],
-            "final": [final],
-        }
-        return bool(await self._fetch("fail", params))
-
-    async def snooze(self, job: Job, delay: float) -> bool:
-        """Put a claimed job back in the queue to run after ``delay`` seconds, without using an
-        attempt. False when ``job``'s lease no longer holds."""
-        if delay < 0:
-            raise InvalidArgument(f"delay must be >= 0 seconds, got {delay}")
-        params = {"ids": [job.id], "leases": [job.lease], "delays": [float(delay)]}
-        return bool(await self._fetch("snooze", params))
-
-    async def complete(
-        self,
-        job_id: uuid.UUID,
-        lease: uuid.UUID,
-        output: Any = None,
-        *,
-        conn: Executor | None = None,
-    ) -> bool:
-        """Complete a claimed job, e.g. in the handler's own transaction (effectively once)."""
-        params = {"ids": [job_id], "leases": [lease], "outputs": [to_json(output, "output")]}
-        return bool(await self._fetch("complete", params, conn=conn))
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -459,49 +365,3 @@ def make_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnec
         check=AsyncConnectionPool.check_connection,
         reconnect_timeout=300,
     )
-
-
-@dataclass(slots=True)
-class _Batch:
-    """Column-wise arrays for the insert statement."""
-
-    ids: list[uuid.UUID | None]
-    data: list[str | None]
-    headers: list[str | None]
-    opts: list[str | None]
-    debounced: list[JobOptions | None]
-    raw: list[Any]
-
-    @classmethod
-    def build(cls, items: Iterable[Any], common: JobOptions) -> _Batch:
-        ids: list[uuid.UUID | None] = []
-        data: list[str | None] = []
-        headers: list[str | None] = []
-        opts: list[str | None] = []
-        debounced: list[JobOptions | None] = []
-        raw: list[Any] = []
-        common_headers = to_json(common.headers, "headers") if common.headers else None
-        any_debounce = False
-        for item in items:
-            if isinstance(item, NewJob):
-                payload, o = item.data, item.options
-            else:
-                payload, o = item, common
-            raw.append(payload)
-            data.append(None if payload is None else to_json(payload))
-            ids.append(o.id)
-            if o is common:
-                headers.append(common_headers)
-                opts.append(None)
-            else:
-                headers.append(to_json(o.headers, "headers") if o.headers else None)
-                opts.append(to_json(o.to_wire()))
-            if o.debounce:
-                any_debounce = True
-                debounced.append(o)
-            else:
-                debounced.append(None)
-        return cls(ids, data, headers, opts, debounced if any_debounce else [], raw)
-
-    def payload(self, index: int) -> Any:
-        return self.raw[index]

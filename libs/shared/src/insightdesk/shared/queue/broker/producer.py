@@ -10,6 +10,7 @@ import uuid
 from faststream.exceptions import IncorrectState
 
 from insightdesk.shared.errors import QueueError
+from insightdesk.shared.queue.batches import NewJob
 from insightdesk.shared.queue.broker._faststream import (
     CodecProto,
     CustomCallable,
@@ -24,7 +25,7 @@ from insightdesk.shared.queue.broker.command import (
     job_options,
 )
 from insightdesk.shared.queue.broker.message import JobDelivery, PgParser
-from insightdesk.shared.queue.client import NewJob, QueueClient
+from insightdesk.shared.queue.client import QueueClient
 from insightdesk.shared.queue.jobs import Job, JobInfo, JobState
 
 REQUEST_TIMEOUT = 30.0
