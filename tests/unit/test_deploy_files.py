@@ -91,3 +91,65 @@ def test_mounted_files_exist() -> None:
             source = volume.split(":", 1)[0]
             if source.startswith("./"):
                 assert (ROOT / source).exists(), f"{source} is mounted but missing"
+
+
+K8S = ROOT / "deploy" / "k8s"
+
+
+def _k8s_documents() -> list[dict[str, Any]]:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
+    documents: list[dict[str, Any]] = []
+    for resource in kustomization["resources"]:
+        path = K8S / resource
+        assert path.exists(), f"kustomization lists missing {resource}"
+        documents.extend(d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d)
+    return documents
+
+
+def test_k8s_deploys_every_service_with_probes_and_known_images() -> None:
+    documents = _k8s_documents()
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
+    images = {i["name"] for i in kustomization["images"]}
+    deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
+    assert set(deployments) == set(SERVICES)
+    for name, deployment in deployments.items():
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == f"insightdesk-{name}" and container["image"] in images
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        env = {e["name"] for e in container["env"]}
+        assert "DATABASE_URL" in env
+        assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+        settings_module = importlib.import_module(f"insightdesk.{name}.settings")
+        [settings_class] = [
+            obj
+            for obj in vars(settings_module).values()
+            if isinstance(obj, type)
+            and hasattr(obj, "model_fields")
+            and obj.__module__ == settings_module.__name__
+        ]
+        prefix = f"{name.upper()}_"
+        for var in env - SHARED_ENV:
+            assert var.startswith(prefix), f"{var} does not belong to {name}"
+            assert var.removeprefix(prefix).lower() in settings_class.model_fields
+    [job] = [d for d in documents if d["kind"] == "Job"]
+    command = " ".join(job["spec"]["template"]["spec"]["containers"][0]["command"])
+    for name in SERVICES:
+        assert f"insightdesk.{name} migrate" in command
+
+
+def test_keda_scaler_uses_the_engines_ready_count_query() -> None:
+    from insightdesk.shared.queue import QueueClient, make_pool  # noqa: PLC0415
+
+    documents = _k8s_documents()
+    [scaled] = [d for d in documents if d["kind"] == "ScaledObject"]
+    [trigger] = scaled["spec"]["triggers"]
+    assert trigger["type"] == "postgresql"
+    queue = scaled["spec"]["scaleTargetRef"]["name"]
+    assert queue in SERVICES
+    engine = QueueClient(make_pool("postgresql://unused"), schema="queue")  # never opened
+    assert trigger["metadata"]["query"] == engine.scaler_query(queue)
+    auth = trigger["authenticationRef"]["name"]
+    assert any(
+        d["kind"] == "TriggerAuthentication" and d["metadata"]["name"] == auth for d in documents
+    )
