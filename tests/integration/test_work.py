@@ -496,3 +496,31 @@ async def test_stopping_a_batch_worker_releases_unfinished_batches(client: Queue
     for job_id in ids:
         info = await client.get_job(job_id)
         assert info.state is JobState.CREATED and info.retry_count == 0
+
+
+async def test_on_job_done_reports_each_outcome(client: QueueClient) -> None:
+    await client.create_queue("hooks", QueueOptions(retry_limit=1))
+    kinds = ["ok", "retry", "reject", "snooze"]
+    await client.send_many("hooks", [{"kind": k} for k in kinds])
+    seen: dict[str, str] = {}
+
+    async def handler(job: Job) -> None:
+        kind = job.data["kind"]
+        if kind == "retry":
+            raise RuntimeError("again")
+        if kind == "reject":
+            raise Reject("never")
+        if kind == "snooze":
+            raise Snooze(3600)
+
+    def record(job: Job, outcome: str, seconds: float) -> None:
+        assert seconds >= 0
+        seen.setdefault(job.data["kind"], outcome)
+
+    await client.work("hooks", handler, on_job_done=record, poll_interval=60)
+
+    async def all_seen() -> bool:
+        return len(seen) == 4
+
+    await wait_until(all_seen)
+    assert seen == {"ok": "completed", "retry": "retried", "reject": "failed", "snooze": "snoozed"}

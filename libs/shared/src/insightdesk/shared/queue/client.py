@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Self
 
 import psycopg
@@ -24,6 +24,7 @@ from insightdesk.shared.errors import (
 )
 from insightdesk.shared.queue.batches import Batch, NewJob
 from insightdesk.shared.queue.connections import Executor, borrow
+from insightdesk.shared.queue.jobs import Job
 from insightdesk.shared.queue.migrator import migrate
 from insightdesk.shared.queue.operations import QueueOperations, wrap_error
 from insightdesk.shared.queue.options import (
@@ -108,9 +109,12 @@ class QueueClient(QueueOperations):
         supervise: bool = True,
         listen: bool = True,
         default_heartbeat: float = DEFAULT_HEARTBEAT,
+        on_job_done: Callable[[Job, str, float], None] | None = None,
     ) -> Worker:
         """Start consuming ``queue`` with ``handler``; returns the running :class:`Worker`.
 
+        ``on_job_done(job, outcome, seconds)`` is called after each job with ``completed``,
+        ``snoozed``, ``retried`` or ``failed`` (metrics hook).
         ``supervise`` also runs crash recovery and retention in this process (cheap and safe
         to run in every process). :meth:`close` stops everything gracefully.
 
@@ -132,6 +136,7 @@ class QueueClient(QueueOperations):
             default_heartbeat=default_heartbeat,
             listen=listen,
             keyed=definition["policy"] in {"singleton", "stately"},
+            on_job_done=on_job_done,
         )
         await worker.start()
         self._workers.append(worker)

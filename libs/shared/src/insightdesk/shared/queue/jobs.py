@@ -36,6 +36,11 @@ class Job:
     created_on: datetime
     start_after: datetime
 
+    @classmethod
+    def from_claim(cls, queue: str, row: tuple[Any, ...]) -> Job:
+        """A job from a row of the ``fetch`` statement (id, lease, data, headers, ...)."""
+        return cls(row[0], queue, row[1], row[2], row[3] or {}, *row[4:12])
+
     @property
     def attempt(self) -> int:
         """1 for the first run, 2 for the first retry, ..."""

@@ -152,7 +152,7 @@ class QueueOperations:
                 return []  # raced another consumer for a singleton key: nothing claimed
             except psycopg.Error as exc:
                 raise wrap_error(exc, "claim") from exc
-        return [Job(r[0], queue, r[1], r[2], r[3] or {}, *r[4:12]) for r in rows]
+        return [Job.from_claim(queue, r) for r in rows]
 
     async def fail(
         self,

@@ -92,6 +92,14 @@ def _batch_outputs(output: Any, size: int) -> list[str | None]:
     return [text] * size
 
 
+def _reported(job: Job, outcome: str) -> str:
+    """The outcome ``on_job_done`` reports: completed, snoozed, retried (attempts left) or
+    failed (none left, or rejected)."""
+    if outcome == "failed":
+        return "retried" if job.retry_count < job.retry_limit else "failed"
+    return "failed" if outcome == "rejected" else outcome
+
+
 class Worker:
     """Consumes one queue with ``concurrency`` handlers in flight at most."""
 
@@ -280,7 +288,9 @@ class Worker:
             log.warning("%d job(s) on %s failed: %r", len(jobs), self.queue, exc)
         document = error_document(err)
         self._failures.extend((job, document, delay, final) for job in jobs)
-        return "snoozed" if isinstance(exc, Snooze) else "failed"
+        if isinstance(exc, Snooze):
+            return "snoozed"
+        return "rejected" if final else "failed"
 
     def _finished(self, jobs: list[Job], outcome: str, started: float) -> None:
         running, claimed = self._running, self._claimed
@@ -294,7 +304,7 @@ class Worker:
         if self._on_job_done is not None:
             elapsed = time.perf_counter() - started
             for job in jobs:
-                self._on_job_done(job, outcome, elapsed)
+                self._on_job_done(job, _reported(job, outcome), elapsed)
 
     # ------------------------------------------------------------------ pump
 
@@ -438,7 +448,7 @@ class Worker:
             self._inflight += len(rows)
             claimed = self._claimed
             if self.batch:
-                jobs = [Job(r[0], queue, r[1], r[2], r[3] or {}, *r[4:12]) for r in rows]
+                jobs = [Job.from_claim(queue, r) for r in rows]
                 for job in jobs:
                     claimed[job.id] = job
                 self._batches += 1
@@ -446,7 +456,7 @@ class Worker:
                 return len(rows)
             put = self._ready.put_nowait
             for r in rows:
-                job = Job(r[0], queue, r[1], r[2], r[3] or {}, *r[4:12])
+                job = Job.from_claim(queue, r)
                 claimed[job.id] = job
                 put(job)
         return len(rows)

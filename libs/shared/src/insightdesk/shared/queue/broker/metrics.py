@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from insightdesk.shared.queue.client import QueueClient
-    from insightdesk.shared.queue.jobs import QueueStats
+    from insightdesk.shared.queue.jobs import Job, QueueStats
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,10 @@ class QueueMetrics:
             registry.register(_Collector(self))
 
     # ------------------------------------------------------------------ counting
+
+    def record_job(self, job: Job, outcome: str, duration: float) -> None:
+        """The engine worker's ``on_job_done`` hook."""
+        self.record(job.queue, outcome, duration)
 
     def record(self, queue: str, outcome: str, duration: float) -> None:
         """One job handled by a subscriber of ``queue``."""

@@ -39,7 +39,6 @@ recovery presumes it lost and puts it back in the queue, after which settling it
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -241,15 +240,12 @@ class PgSubscriber(SubscriberUsecase[JobDelivery]):
                 await client.subscribe(event, self.queue)
             self._metrics = self._outer_config.queue_metrics
             self.running = True
-            handler: Any
-            if self.batch:
-                handler = self.consume_batch if self._metrics is None else self._batch_measured
-            else:
-                handler = self.consume_job if self._metrics is None else self._consume_measured
+            metrics = self._metrics
             try:
                 self.worker = await client.work(
                     self.queue,
-                    handler,
+                    self.consume_batch if self.batch else self.consume_job,
+                    on_job_done=None if metrics is None else metrics.record_job,
                     concurrency=self.concurrency,
                     batch_size=self.max_records,
                     batch=self.batch,
@@ -306,26 +302,15 @@ class PgSubscriber(SubscriberUsecase[JobDelivery]):
 
     async def consume_job(self, job: Job) -> Any:
         """The engine worker's handler: run ``job`` through FastStream, return or raise."""
-        if not self.running:
-            raise Snooze(STOPPING_DELAY)
-        delivery = JobDelivery(job)
-        try:
-            response = await self.process_message(delivery)
-        except StopConsume:
-            self._stop_soon()
-            raise Snooze(0.0) from None
-        except SystemExit:
-            self._stop_soon(exit_app=True)
-            raise Snooze(0.0) from None
-        except Exception as exc:  # noqa: BLE001  # settled below, like the worker would
-            return settle(delivery, None, exc, self.ack_policy)
-        return settle(delivery, response, None, self.ack_policy)
+        return await self._consume(JobDelivery(job))
 
     async def consume_batch(self, jobs: list[Job]) -> Any:
         """The engine worker's batch handler: run ``jobs`` through FastStream as one message."""
+        return await self._consume(JobBatch(jobs))
+
+    async def _consume(self, delivery: JobDelivery) -> Any:
         if not self.running:
             raise Snooze(STOPPING_DELAY)
-        delivery = JobBatch(jobs)
         try:
             response = await self.process_message(delivery)
         except StopConsume:
@@ -337,50 +322,6 @@ class PgSubscriber(SubscriberUsecase[JobDelivery]):
         except Exception as exc:  # noqa: BLE001  # settled below, like the worker would
             return settle(delivery, None, exc, self.ack_policy)
         return settle(delivery, response, None, self.ack_policy)
-
-    async def _batch_measured(self, jobs: list[Job]) -> Any:
-        metrics = self._metrics
-        assert metrics is not None
-        started = time.perf_counter()
-        outcome: str | None = "completed"
-        try:
-            return await self.consume_batch(jobs)
-        except Snooze:
-            outcome = "snoozed"
-            raise
-        except Reject:
-            outcome = "failed"
-            raise
-        except Exception:
-            outcome = None  # per job: retried or failed
-            raise
-        finally:
-            elapsed = time.perf_counter() - started
-            for job in jobs:
-                if outcome is not None:
-                    metrics.record(job.queue, outcome, elapsed)
-                else:
-                    retried = job.retry_count < job.retry_limit
-                    metrics.record(job.queue, "retried" if retried else "failed", elapsed)
-
-    async def _consume_measured(self, job: Job) -> Any:
-        metrics = self._metrics
-        assert metrics is not None
-        started = time.perf_counter()
-        outcome = "completed"
-        try:
-            return await self.consume_job(job)
-        except Snooze:
-            outcome = "snoozed"
-            raise
-        except Reject:
-            outcome = "failed"
-            raise
-        except Exception:
-            outcome = "retried" if job.retry_count < job.retry_limit else "failed"
-            raise
-        finally:
-            metrics.record(job.queue, outcome, time.perf_counter() - started)
 
     # ------------------------------------------------------------------ pulling by hand
 
