@@ -60,6 +60,3 @@ class Batch:
             else:
                 debounced.append(None)
         return cls(ids, data, headers, opts, debounced if any_debounce else [], raw)
-
-    def payload(self, index: int) -> Any:
-        return self.raw[index]

@@ -347,7 +347,7 @@ class QueueClient(QueueOperations):
             if new_id is None and batch.debounced[i] is not None:
                 opts = batch.debounced[i]
                 assert opts is not None
-                retry = Batch.build([NewJob(batch.payload(i), opts)], opts)
+                retry = Batch.build([NewJob(batch.raw[i], opts)], opts)
                 result = await self._insert(queue, None, retry, opts, conn, slot_offset=1)
                 ids[i] = result[0]
 

@@ -162,7 +162,6 @@ class Worker:
         self._pump_task: asyncio.Task[None] | None = None
         self._runners: list[asyncio.Task[None]] = []
         self._heartbeat_task: asyncio.Task[None] | None = None
-        self.started = asyncio.Event()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -182,11 +181,6 @@ class Worker:
     @property
     def task(self) -> asyncio.Task[None] | None:
         return self._pump_task
-
-    def notify(self) -> None:
-        """Something may be ready (NOTIFY, a new send in this process, a reconnect)."""
-        self._maybe_ready = True
-        self._wake.set()
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop claiming; let in-flight jobs finish within ``timeout``; release the rest."""
@@ -317,7 +311,6 @@ class Worker:
                 try:
                     if conn is None or conn.closed:
                         conn = await self._connect()
-                        self.started.set()
                     if self._failures or self._snoozes:
                         await self._flush_failures(conn)
                     if self.batch:
