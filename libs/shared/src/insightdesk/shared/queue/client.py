@@ -34,6 +34,7 @@ from insightdesk.shared.queue.options import (
     validate_name,
 )
 from insightdesk.shared.queue.payloads import to_json
+from insightdesk.shared.queue.registry import WorkerRegistry
 from insightdesk.shared.queue.statements import Statements, notify_channel, statements
 from insightdesk.shared.queue.supervisor import Supervisor
 from insightdesk.shared.queue.worker import (
@@ -64,6 +65,8 @@ class QueueClient(QueueOperations):
         self._workers: list[Worker] = []
         self._keyed: dict[str, bool] = {}  # queue -> singleton/stately policy (for claim)
         self.supervisor = Supervisor(self)
+        self.registry = WorkerRegistry(self)  # console: who works on what
+        self._registered: list[uuid.UUID] = []
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -140,6 +143,7 @@ class QueueClient(QueueOperations):
         )
         await worker.start()
         self._workers.append(worker)
+        self._registered.append(await self.registry.add(queue, concurrency))
         if supervise:
             self.supervisor.default_heartbeat = default_heartbeat
             self.supervisor.start()
@@ -149,6 +153,9 @@ class QueueClient(QueueOperations):
         """Stop every worker (finishing or releasing in-flight jobs), then the background tasks."""
         workers, self._workers = self._workers, []
         await asyncio.gather(*(w.stop(timeout) for w in workers))
+        registered, self._registered = self._registered, []
+        if registered:
+            await self.registry.remove(*registered)
         await self.supervisor.stop()
 
     # ------------------------------------------------------------------ schema and queues

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.rows import dict_row
 
+from insightdesk.shared.queue.history import record_history
 from insightdesk.shared.queue.tasks import cancel_and_wait
 from insightdesk.shared.queue.worker import DEFAULT_HEARTBEAT
 
@@ -58,6 +59,7 @@ class Supervisor:
                 asyncio.create_task(
                     self._every(self.maintenance_interval, self.maintain), name="maintenance"
                 ),
+                asyncio.create_task(record_history(self.client), name="history"),
             ]
 
     async def stop(self) -> None:

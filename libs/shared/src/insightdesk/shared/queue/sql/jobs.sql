@@ -87,6 +87,7 @@ WITH done AS (
 ), next AS (
     SELECT id FROM {schema}.job
     WHERE name = %(name)s AND state < 'active' AND start_after <= now()
+      AND NOT EXISTS (SELECT 1 FROM {schema}.queue p WHERE p.name = %(name)s AND p.paused)
     ORDER BY priority DESC, seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -112,6 +113,7 @@ WITH done AS (
 ), candidates AS (
     SELECT c.id, COALESCE(c.singleton_key, '') AS k, c.priority, c.seq FROM {schema}.job c
     WHERE c.name = %(name)s AND c.state < 'active' AND c.start_after <= now()
+      AND NOT EXISTS (SELECT 1 FROM {schema}.queue p WHERE p.name = %(name)s AND p.paused)
       AND NOT EXISTS (
           SELECT 1 FROM {schema}.job a
           WHERE a.name = c.name AND a.state = 'active'
