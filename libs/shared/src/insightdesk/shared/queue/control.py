@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from insightdesk.shared.errors import InvalidArgument, JobNotFound, QueueNotFound
+from insightdesk.shared.errors import InvalidArgument, JobNotFound, QueueError, QueueNotFound
 from insightdesk.shared.queue.cron import load_zone, parse_cron
 from insightdesk.shared.queue.options import JobOptions, validate_name
 from insightdesk.shared.queue.scheduler import slot_job_id
@@ -22,10 +22,16 @@ from insightdesk.shared.queue.search import (
     JobFilter,
     JobSummary,
     SearchPage,
+    trace_id_of,
 )
 
 if TYPE_CHECKING:
     from insightdesk.shared.queue.client import QueueClient
+
+
+class ScheduleNotFound(QueueError, LookupError):
+    """No cron schedule has the given name."""
+
 
 WORKER_TTL = 30.0
 """Seconds after its last registry heartbeat at which a worker counts as gone."""
@@ -174,6 +180,7 @@ class QueueControl:
             raise JobNotFound(f"no job with id {job_id}")
         row = dict(rows[0])
         row["errors"] = row["errors"] or []
+        row["trace_id"] = trace_id_of(row["headers"])
         return JobDetail(**row)
 
     async def act(self, action: str, ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
@@ -261,4 +268,4 @@ class QueueControl:
                     **{k: v for k, v in wire.items() if k in allowed},
                 )
                 return await self.client.send(row["queue"], row["data"], opts)
-        raise LookupError(f"no schedule named {name!r}")
+        raise ScheduleNotFound(f"no schedule named {name!r}")

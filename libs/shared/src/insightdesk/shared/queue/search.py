@@ -158,15 +158,17 @@ class JobDetail:
     output: Any
     errors: list[dict[str, Any]] = field(default_factory=list)
 
-    @property
-    def trace_id(self) -> str | None:
-        """The W3C trace id of the ``traceparent`` header the job was sent with, if any."""
-        parent = (self.headers or {}).get("traceparent")
-        if isinstance(parent, str):
-            parts = parent.split("-")
-            if len(parts) == 4 and len(parts[1]) == 32:
-                return parts[1]
-        return None
+    trace_id: str | None = None
+    """The W3C trace id of the ``traceparent`` header the job was sent with, if any."""
+
+
+def trace_id_of(headers: dict[str, Any] | None) -> str | None:
+    parent = (headers or {}).get("traceparent")
+    if isinstance(parent, str):
+        parts = parent.split("-")
+        if len(parts) == 4 and len(parts[1]) == 32:
+            return parts[1]
+    return None
 
 
 BULK_ACTIONS = ("retry", "cancel", "delete", "redrive", "resume")
