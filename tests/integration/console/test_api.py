@@ -112,7 +112,7 @@ async def test_search_with_filters_and_pages(api: httpx.AsyncClient, client: Que
     ],
 )
 async def test_bad_search_filters_are_clear_422s(
-    api: httpx.AsyncClient, params: dict[str, object], needle: str
+    api: httpx.AsyncClient, params: dict[str, str | int], needle: str
 ) -> None:
     response = await api.get("/api/jobs", params=params)
     assert response.status_code == 422
