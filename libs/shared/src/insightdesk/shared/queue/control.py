@@ -174,6 +174,11 @@ class QueueControl:
         next_cursor = jobs[-1].seq if len(jobs) == limit and where.id is None else None
         return SearchPage(jobs, next_cursor)
 
+    async def count(self, where: JobFilter) -> int:
+        """How many jobs ``where`` matches."""
+        rows = await self.client._fetch("count_jobs", where.params(None, 1))
+        return int(rows[0]["total"])
+
     async def job(self, job_id: uuid.UUID) -> JobDetail:
         rows = await self.client._fetch("job_detail", {"id": job_id})
         if not rows:

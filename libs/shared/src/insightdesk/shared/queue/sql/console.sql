@@ -175,3 +175,16 @@ WITH picked AS (
     RETURNING j.id
 )
 SELECT id FROM done;
+
+-- name: count_jobs
+-- How many jobs a filter matches (the total of a CLI progress bar); index probes per
+-- (queue, state) like search_jobs, counting instead of paging.
+SELECT count(*) AS total
+FROM {schema}.queue q
+CROSS JOIN unnest(%(states)s::text[]) AS s(state)
+CROSS JOIN LATERAL (
+    SELECT 1 FROM {schema}.job j
+    WHERE j.name = q.name AND j.state = s.state::{schema}.job_state AND {search_filter}
+      AND (%(id)s::uuid IS NULL OR j.id = %(id)s)
+) j
+WHERE %(queues)s::text[] IS NULL OR q.name = ANY(%(queues)s::text[]);
