@@ -4,11 +4,15 @@ form POST without its CSRF token are refused."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import re
+import time
 import uuid
 from pathlib import Path
 
+import pytest
 from playwright.async_api import Browser, Page, expect
 
 from insightdesk.shared.queue import Job, JobState, QueueClient, QueueOptions
@@ -170,3 +174,33 @@ async def test_a_form_post_without_the_csrf_token_is_forbidden(
     good = await request.post(f"{console_url}/queues/email/pause", form={"csrf_token": csrf})
     assert good.status == 200  # followed the redirect to the queue page
     assert (await control.queues("email"))[0].paused
+
+
+@pytest.mark.skipif(not SCREENSHOTS, reason="set CONSOLE_SCREENSHOTS=docs to refresh the docs")
+async def test_overview_screenshot_under_a_real_workload(
+    browser: Browser, console_url: str, client: QueueClient
+) -> None:
+    """Runs three queues for about 70 s (history snapshots every 10 s) and saves the overview."""
+    assert SCREENSHOTS
+    await client.create_queue("email-dead")
+    await client.create_queue("email", QueueOptions(retry_limit=1, dead_letter="email-dead"))
+    await client.create_queue("sla-check")
+    await client.create_queue("reports")
+
+    async def handle(job: Job) -> None:
+        await asyncio.sleep(random.uniform(0.005, 0.05))
+        if random.random() < 0.03:
+            raise RuntimeError("provider timed out")
+
+    for queue in ("email", "sla-check"):
+        await client.work(queue, handle, concurrency=4)
+    page = await _log_in(browser, console_url)
+    deadline = time.monotonic() + 70
+    while time.monotonic() < deadline:
+        await client.send_many("email", [{"to": f"u{n}@example.com"} for n in range(40)])
+        await client.send_many("sla-check", [{"ticket": n} for n in range(25)])
+        await client.send("reports", {"org": 7})
+        await asyncio.sleep(1)
+    await QueueControl(client).pause("reports")
+    await page.wait_for_timeout(2500)
+    await page.screenshot(path=str(Path(SCREENSHOTS) / "console-overview.png"), full_page=True)

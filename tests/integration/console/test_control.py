@@ -211,3 +211,23 @@ async def test_redrive_selected_dead_letters(client: QueueClient) -> None:
     result = await control.bulk("redrive", JobFilter.build(queues=["dlq"], states=["created"]))
     assert (result.matched, result.affected) == (2, 2)
     await wait_for_state(client, dead.jobs[1].id, JobState.COMPLETED)
+
+
+async def test_a_paused_worker_with_ready_jobs_sleeps_instead_of_spinning(
+    client: QueueClient,
+) -> None:
+    await client.create_queue("q")
+    control = QueueControl(client)
+    await control.pause("q")
+    await client.send_many("q", [{} for _ in range(5)])
+
+    async def handle(job: Job) -> None:
+        return None
+
+    worker = await client.work("q", handle, poll_interval=30)
+    await asyncio.sleep(0.5)
+    # A busy loop would claim (nothing) hundreds of times in half a second.
+    assert worker.stats.claimed == 0
+    assert worker.stats.cycles <= 3
+    await control.resume("q")
+    await wait_until(lambda: _true(worker.stats.claimed == 5), timeout=5)

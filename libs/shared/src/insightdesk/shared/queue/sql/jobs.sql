@@ -136,7 +136,9 @@ RETURNING j.id, j.lease, j.data, j.headers, j.retry_count, j.retry_limit, j.expi
 -- When the next not-yet-ready job of a queue becomes ready, so an idle worker sleeps exactly
 -- until then instead of polling.
 SELECT min(start_after) AS next_start, now() AS db_now FROM {schema}.job
-WHERE name = %(name)s AND state < 'active';
+WHERE name = %(name)s AND state < 'active'
+  -- a paused queue has nothing due: its worker sleeps until the resume's NOTIFY (or the poll)
+  AND NOT EXISTS (SELECT 1 FROM {schema}.queue p WHERE p.name = %(name)s AND p.paused);
 
 -- name: fail
 SELECT id, state, start_after, dead_letter_id
