@@ -5,6 +5,12 @@
 id, name, priority, data, headers, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
 expire_in, heartbeat, delete_after, keep_until, start_after, singleton_key, singleton_on, dead_letter
 
+-- fragment: claimed_columns
+-- What a claim returns, named as the fields of the Job a handler receives (mapped by name).
+j.id, j.name AS queue, j.lease, j.data, COALESCE(j.headers, '{{}}'::jsonb) AS headers,
+j.retry_count, j.retry_limit, j.expire_in, j.heartbeat, j.priority, j.singleton_key,
+j.created_on, j.start_after
+
 -- fragment: job_values
 -- One job row from "t": a queue row (q.*) plus the job's id, data, headers and its option
 -- overrides "o" (JSON, see JobOptions.to_wire); options fall back to the queue's defaults.
@@ -74,9 +80,10 @@ SELECT
     ELSE (SELECT array_agg(i.id) FROM ins i) END AS ids;
 
 -- name: fetch
--- One round trip per worker cycle: complete the jobs that finished since the last cycle (only
+-- One round trip per consumer cycle: complete the jobs that finished since the last cycle (only
 -- where the lease still matches: a job re-claimed by another worker is not ours to finish) and
--- claim up to %(limit)s ready jobs, priority then age, skipping rows other workers hold.
+-- claim, in each queue of %(names)s, up to its entry of %(limits)s ready jobs, priority then age,
+-- skipping rows other workers hold.
 WITH done AS (
     UPDATE {schema}.job j
     SET state = 'completed', completed_on = now(), output = d.output, heartbeat_on = NULL
@@ -85,18 +92,20 @@ WITH done AS (
     WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
     RETURNING j.id
 ), next AS (
-    SELECT id FROM {schema}.job
-    WHERE name = %(name)s AND state < 'active' AND start_after <= now()
-    ORDER BY priority DESC, seq
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+    -- every wanted queue in one statement, each with its own limit (its free slots)
+    SELECT c.id FROM unnest(%(names)s::text[], %(limits)s::int[]) AS w(name, lim)
+    CROSS JOIN LATERAL (
+        SELECT id FROM {schema}.job
+        WHERE name = w.name AND state < 'active' AND start_after <= now()
+        ORDER BY priority DESC, seq
+        LIMIT w.lim
+        FOR UPDATE SKIP LOCKED) c
 )
 UPDATE {schema}.job j
 SET state = 'active', started_on = now(), heartbeat_on = now(), lease = gen_random_uuid(),
     heartbeat = COALESCE(j.heartbeat, %(default_heartbeat)s)
 FROM next WHERE j.id = next.id
-RETURNING j.id, j.lease, j.data, j.headers, j.retry_count, j.retry_limit, j.expire_in,
-          j.heartbeat, j.priority, j.singleton_key, j.created_on, j.start_after;
+RETURNING {claimed_columns};
 
 -- name: fetch_keyed
 -- fetch for singleton and stately queues: never claim a job whose key already has an active job
@@ -127,14 +136,16 @@ UPDATE {schema}.job j
 SET state = 'active', started_on = now(), heartbeat_on = now(), lease = gen_random_uuid(),
     heartbeat = COALESCE(j.heartbeat, %(default_heartbeat)s)
 FROM next WHERE j.id = next.id
-RETURNING j.id, j.lease, j.data, j.headers, j.retry_count, j.retry_limit, j.expire_in,
-          j.heartbeat, j.priority, j.singleton_key, j.created_on, j.start_after;
+RETURNING {claimed_columns};
 
 -- name: next_start
--- When the next not-yet-ready job of a queue becomes ready, so an idle worker sleeps exactly
--- until then instead of polling.
-SELECT min(start_after) AS next_start, now() AS db_now FROM {schema}.job
-WHERE name = %(name)s AND state < 'active';
+-- When the next not-yet-ready job of each queue becomes ready, so an idle consumer sleeps exactly
+-- until then instead of polling: one statement for all the queues it serves.
+SELECT w.name,
+       (SELECT min(start_after) FROM {schema}.job j
+        WHERE j.name = w.name AND j.state < 'active') AS next_start,
+       now() AS db_now
+FROM unnest(%(names)s::text[]) AS w(name);
 
 -- name: fail
 SELECT id, state, start_after, dead_letter_id
