@@ -3,7 +3,8 @@
 
 -- fragment: job_columns
 id, name, priority, data, headers, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
-expire_in, heartbeat, delete_after, keep_until, start_after, singleton_key, singleton_on, dead_letter
+expire_in, heartbeat, delete_after, keep_until, start_after, singleton_key, singleton_on, dead_letter,
+waiting
 
 -- fragment: job_values
 -- One job row from "t": a queue row (q.*) plus the job's id, data, headers and its option
@@ -26,7 +27,11 @@ GREATEST(
     now()),
 t.o->>'singleton_key',
 {schema}.slot_start(t.o),
-COALESCE(t.o->>'dead_letter', t.dead_letter)
+COALESCE(t.o->>'dead_letter', t.dead_letter),
+-- waiting: start_after (above) lies in the future, so the job stays out of the claim index
+COALESCE((t.o->>'start_after')::timestamptz,
+         now() + COALESCE((t.o->>'delay')::double precision, 0) * interval '1 second') > now()
+    OR COALESCE(CASE WHEN (t.o->>'singleton_offset')::int > 0 THEN {schema}.slot_start(t.o) END > now(), false)
 
 -- name: insert_job
 -- One job into one queue: the lean path of send(). No row back means a policy, throttle or an
@@ -77,6 +82,11 @@ SELECT
 -- One round trip per worker cycle: complete the jobs that finished since the last cycle (only
 -- where the lease still matches: a job re-claimed by another worker is not ours to finish) and
 -- claim up to %(limit)s ready jobs, priority then age, skipping rows other workers hold.
+-- Ready jobs come from the head of job_ready (waiting jobs are not in it); waiting jobs whose
+-- start_after has come are promoted from the head of job_queued in the same statement and
+-- compete with them, so a delayed job is claimable exactly at its start_after and the claim
+-- reads O(limit) index entries however many jobs wait. Promoted but unpicked jobs just lose
+-- their waiting mark (each row is updated once per statement).
 WITH done AS (
     UPDATE {schema}.job j
     SET state = 'completed', completed_on = now(), output = d.output, heartbeat_on = NULL
@@ -84,24 +94,48 @@ WITH done AS (
          AS d(id, lease, output)
     WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
     RETURNING j.id
-), next AS (
-    SELECT id FROM {schema}.job
-    WHERE name = %(name)s AND state < 'active' AND start_after <= now()
+), due AS (
+    SELECT id, priority, seq FROM {schema}.job
+    WHERE name = %(name)s AND state < 'active' AND waiting AND start_after <= now()
+    ORDER BY start_after
+    LIMIT %(limit)s + 100
+    FOR UPDATE SKIP LOCKED
+), ready AS (
+    SELECT id, priority, seq FROM {schema}.job
+    WHERE name = %(name)s AND state < 'active' AND NOT waiting
     ORDER BY priority DESC, seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), picked AS (
+    SELECT id FROM (SELECT * FROM ready UNION ALL SELECT * FROM due) c
+    ORDER BY priority DESC, seq
+    LIMIT %(limit)s
+), touched AS (
+    SELECT id, true AS pick FROM picked
+    UNION ALL
+    SELECT id, false FROM due WHERE id NOT IN (SELECT id FROM picked)
+), claimed AS (
+    UPDATE {schema}.job j
+    SET state = CASE WHEN t.pick THEN 'active'::{schema}.job_state ELSE j.state END,
+        waiting = false,
+        started_on = CASE WHEN t.pick THEN now() ELSE j.started_on END,
+        heartbeat_on = CASE WHEN t.pick THEN now() ELSE j.heartbeat_on END,
+        lease = CASE WHEN t.pick THEN gen_random_uuid() ELSE j.lease END,
+        heartbeat = CASE WHEN t.pick THEN COALESCE(j.heartbeat, %(default_heartbeat)s) ELSE j.heartbeat END
+    FROM touched t WHERE j.id = t.id
+    RETURNING t.pick, j.seq, j.id, j.lease, j.data, j.headers, j.retry_count, j.retry_limit,
+              j.expire_in, j.heartbeat, j.priority, j.singleton_key, j.created_on, j.start_after
 )
-UPDATE {schema}.job j
-SET state = 'active', started_on = now(), heartbeat_on = now(), lease = gen_random_uuid(),
-    heartbeat = COALESCE(j.heartbeat, %(default_heartbeat)s)
-FROM next WHERE j.id = next.id
-RETURNING j.id, j.lease, j.data, j.headers, j.retry_count, j.retry_limit, j.expire_in,
-          j.heartbeat, j.priority, j.singleton_key, j.created_on, j.start_after;
+SELECT id, lease, data, headers, retry_count, retry_limit, expire_in, heartbeat, priority,
+       singleton_key, created_on, start_after
+FROM claimed WHERE pick
+ORDER BY priority DESC, seq;
 
 -- name: fetch_keyed
 -- fetch for singleton and stately queues: never claim a job whose key already has an active job
 -- in the queue, and at most one job per key per claim. A race with another worker ends in a
--- unique violation (job_policy_singleton) that the worker treats as "try again".
+-- unique violation (job_policy_singleton) that the worker treats as "try again". Due waiting
+-- jobs are promoted and compete as in fetch.
 WITH done AS (
     UPDATE {schema}.job j
     SET state = 'completed', completed_on = now(), output = d.output, heartbeat_on = NULL
@@ -109,9 +143,15 @@ WITH done AS (
          AS d(id, lease, output)
     WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
     RETURNING j.id
+), due AS (
+    SELECT id, COALESCE(singleton_key, '') AS k, priority, seq FROM {schema}.job
+    WHERE name = %(name)s AND state < 'active' AND waiting AND start_after <= now()
+    ORDER BY start_after
+    LIMIT %(limit)s + 100
+    FOR UPDATE SKIP LOCKED
 ), candidates AS (
     SELECT c.id, COALESCE(c.singleton_key, '') AS k, c.priority, c.seq FROM {schema}.job c
-    WHERE c.name = %(name)s AND c.state < 'active' AND c.start_after <= now()
+    WHERE c.name = %(name)s AND c.state < 'active' AND NOT c.waiting
       AND NOT EXISTS (
           SELECT 1 FROM {schema}.job a
           WHERE a.name = c.name AND a.state = 'active'
@@ -120,21 +160,44 @@ WITH done AS (
     ORDER BY c.priority DESC, c.seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
-), next AS (
-    SELECT DISTINCT ON (k) id FROM candidates ORDER BY k, priority DESC, seq
+), pool AS (
+    SELECT * FROM candidates
+    UNION ALL
+    SELECT d.* FROM due d
+    WHERE NOT EXISTS (
+        SELECT 1 FROM {schema}.job a
+        WHERE a.name = %(name)s AND a.state = 'active' AND COALESCE(a.singleton_key, '') = d.k
+          AND a.policy IN ('singleton', 'stately'))
+), picked AS (
+    SELECT DISTINCT ON (k) id FROM (
+        SELECT * FROM pool ORDER BY priority DESC, seq LIMIT %(limit)s) p
+    ORDER BY k, priority DESC, seq
+), touched AS (
+    SELECT id, true AS pick FROM picked
+    UNION ALL
+    SELECT id, false FROM due WHERE id NOT IN (SELECT id FROM picked)
+), claimed AS (
+    UPDATE {schema}.job j
+    SET state = CASE WHEN t.pick THEN 'active'::{schema}.job_state ELSE j.state END,
+        waiting = false,
+        started_on = CASE WHEN t.pick THEN now() ELSE j.started_on END,
+        heartbeat_on = CASE WHEN t.pick THEN now() ELSE j.heartbeat_on END,
+        lease = CASE WHEN t.pick THEN gen_random_uuid() ELSE j.lease END,
+        heartbeat = CASE WHEN t.pick THEN COALESCE(j.heartbeat, %(default_heartbeat)s) ELSE j.heartbeat END
+    FROM touched t WHERE j.id = t.id
+    RETURNING t.pick, j.seq, j.id, j.lease, j.data, j.headers, j.retry_count, j.retry_limit,
+              j.expire_in, j.heartbeat, j.priority, j.singleton_key, j.created_on, j.start_after
 )
-UPDATE {schema}.job j
-SET state = 'active', started_on = now(), heartbeat_on = now(), lease = gen_random_uuid(),
-    heartbeat = COALESCE(j.heartbeat, %(default_heartbeat)s)
-FROM next WHERE j.id = next.id
-RETURNING j.id, j.lease, j.data, j.headers, j.retry_count, j.retry_limit, j.expire_in,
-          j.heartbeat, j.priority, j.singleton_key, j.created_on, j.start_after;
+SELECT id, lease, data, headers, retry_count, retry_limit, expire_in, heartbeat, priority,
+       singleton_key, created_on, start_after
+FROM claimed WHERE pick
+ORDER BY priority DESC, seq;
 
 -- name: next_start
--- When the next not-yet-ready job of a queue becomes ready, so an idle worker sleeps exactly
--- until then instead of polling.
+-- When the next waiting job of a queue becomes ready, so an idle worker sleeps exactly until
+-- then instead of polling: the first waiting entry of job_queued, one index probe.
 SELECT min(start_after) AS next_start, now() AS db_now FROM {schema}.job
-WHERE name = %(name)s AND state < 'active';
+WHERE name = %(name)s AND state < 'active' AND waiting;
 
 -- name: fail
 SELECT id, state, start_after, dead_letter_id
@@ -147,6 +210,7 @@ FROM {schema}.fail_jobs(%(ids)s::uuid[], %(leases)s::uuid[], %(errors)s::jsonb[]
 UPDATE {schema}.job j
 SET state = CASE WHEN j.retry_count > 0 THEN 'retry'::{schema}.job_state ELSE 'created'::{schema}.job_state END,
     start_after = now() + d.delay * interval '1 second',
+    waiting = d.delay > 0,
     started_on = NULL, heartbeat_on = NULL, lease = NULL
 FROM unnest(%(ids)s::uuid[], %(leases)s::uuid[], %(delays)s::double precision[]) AS d(id, lease, delay)
 WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
