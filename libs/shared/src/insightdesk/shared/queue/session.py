@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import class_row
+from psycopg.rows import RowMaker
 
 from insightdesk.shared.errors import ConnectionLost
 from insightdesk.shared.queue.jobs import Job
@@ -30,6 +31,21 @@ from insightdesk.shared.queue.ports import (
 
 if TYPE_CHECKING:
     from insightdesk.shared.queue.store import PgStore
+
+
+_JOB_FIELDS = frozenset(f.name for f in fields(Job))
+
+
+def job_rows(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[Job]:
+    """Rows of a claim statement as :class:`Job` objects, by column name (columns that are not
+    fields of Job, such as the statement's own bookkeeping, are ignored)."""
+    names = [c.name for c in cursor.description or ()]
+    keep = [(i, n) for i, n in enumerate(names) if n in _JOB_FIELDS]
+
+    def make(values: Sequence[Any]) -> Job:
+        return Job(**{n: values[i] for i, n in keep})
+
+    return make
 
 
 def failure_params(failures: list[Failure]) -> dict[str, Any]:
@@ -84,7 +100,7 @@ class PgClaimSession:
         jobs: list[Job] = []
         contended: set[str] = set()
         with self._store.wrapped("claim"):
-            cur = self._conn.cursor(row_factory=class_row(Job), binary=True)
+            cur = self._conn.cursor(row_factory=job_rows, binary=True)
             if done or plain:
                 await cur.execute(
                     sqls["fetch"],

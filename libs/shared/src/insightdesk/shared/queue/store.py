@@ -67,6 +67,48 @@ class MaintenanceResult:
     purged: int
     expired: int
     ran: bool
+    vacuumed: tuple[str, ...] = ()
+
+
+class PgMaintenance:
+    """Statements of one maintenance pass, on the connection that holds the advisory lock."""
+
+    def __init__(self, store: PgStore, conn: psycopg.AsyncConnection[Any]) -> None:
+        self._store = store
+        self._conn = conn
+
+    async def _count(self, name: str, params: dict[str, Any]) -> int:
+        with self._store.wrapped(name):
+            cur = await self._conn.execute(self._store.sql[name], params or None)
+            return cur.rowcount
+
+    async def purge(self, limit: int) -> int:
+        """Delete up to ``limit`` finished jobs past their delete_after; how many."""
+        return await self._count("purge_finished", {"limit": limit})
+
+    async def expire(self, limit: int) -> int:
+        """Fail up to ``limit`` queued jobs past their retention; how many."""
+        return await self._count("expire_queued", {"limit": limit})
+
+    async def fold_counters(self) -> None:
+        """Fold the counter rows of ended connections and drop empty ones and old rates."""
+        for name in ("fold_counts", "drop_empty_counts", "purge_rates"):
+            await self._count(name, {})
+
+    async def table_health(self) -> list[dict[str, Any]]:
+        """Dead/live/modified row counts of the engine's tables, and the server's autovacuum."""
+        with self._store.wrapped("table_health"):
+            cur = self._conn.cursor(row_factory=dict_row)
+            await cur.execute(self._store.sql["table_health"], {"schema": self._store.schema})
+            return await cur.fetchall()
+
+    async def vacuum(self, table: str) -> None:
+        with self._store.wrapped("vacuum"):
+            await self._conn.execute(
+                psycopg.sql.SQL("VACUUM (ANALYZE) {}").format(
+                    psycopg.sql.Identifier(self._store.schema, table)
+                )
+            )
 
 
 class PgStore:
@@ -394,36 +436,28 @@ class PgStore:
         rows = await self.fetch("recover", {"default_heartbeat": default_heartbeat, "limit": limit})
         return [(r["id"], r["state"]) for r in rows]
 
-    async def maintain(self, *, batch: int) -> MaintenanceResult:
-        """Purge finished jobs past delete_after and fail queued jobs past retention, in
-        batches, under an advisory lock (other callers get ``ran=False``)."""
-        purged = expired = 0
+    @contextlib.asynccontextmanager
+    async def maintenance(self) -> AsyncIterator[PgMaintenance | None]:
+        """The maintenance leader's session: None unless this caller won the schema's advisory
+        lock (one maintainer at a time); the lock is released on exit."""
         key = f"insightdesk.queue.maintain:{self.schema}"
         async with self.connection() as conn:
-            with self.wrapped("maintain"):
+            with self.wrapped("maintenance lock"):
                 cur = await conn.execute(
                     "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,)
                 )
                 row = await cur.fetchone()
-                if not row or not row[0]:
-                    return MaintenanceResult(0, 0, ran=False)
-                try:
-                    while True:
-                        cur = await conn.execute(self.sql["purge_finished"], {"limit": batch})
-                        purged += cur.rowcount
-                        if cur.rowcount < batch:
-                            break
-                    while True:
-                        cur = await conn.execute(self.sql["expire_queued"], {"limit": batch})
-                        expired += cur.rowcount
-                        if cur.rowcount < batch:
-                            break
-                finally:
-                    if not conn.closed:
+            if not row or not row[0]:
+                yield None
+                return
+            try:
+                yield PgMaintenance(self, conn)
+            finally:
+                if not conn.closed:
+                    with contextlib.suppress(psycopg.Error):
                         await conn.execute(
                             "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,)
                         )
-        return MaintenanceResult(purged, expired, ran=True)
 
     # ------------------------------------------------------------------ cron schedules
 

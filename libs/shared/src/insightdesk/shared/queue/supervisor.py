@@ -3,26 +3,41 @@
 Recovery is cheap (it reads only the few active jobs through a partial index) and safe to run
 from every process at once (SKIP LOCKED), so every process runs it every few seconds: a job whose
 worker was SIGKILLed is back in the queue within ``heartbeat + recover_interval`` seconds.
-Retention purges are heavier, so only the process holding an advisory lock does them. The
-supervisor receives the store; errors reach it already wrapped in the project's error tree.
+Retention purges are heavier, so only the process holding an advisory lock does them. They find
+their work through indexes (a pass with nothing due is a few index probes), delete in short
+batches with a pause between them so other queues' claims keep their latency, fold the counter
+rows of ended connections, and VACUUM/ANALYZE the engine's tables when dead row versions pile up
+on a server whose autovacuum is off (``vacuum="auto"``).
+
+The supervisor holds the policy (intervals, batch size, pacing, when to vacuum); the store runs
+the statements and hands back errors already wrapped in the project's error tree.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from insightdesk.shared.errors import QueueError
-from insightdesk.shared.queue.store import MaintenanceResult, PgStore
+from insightdesk.shared.queue.store import MaintenanceResult, PgMaintenance, PgStore
 from insightdesk.shared.queue.tasks import cancel_and_wait
 from insightdesk.shared.queue.worker import DEFAULT_HEARTBEAT
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MaintenanceResult", "Supervisor"]
+__all__ = ["VACUUM_SCALE", "VACUUM_THRESHOLD", "MaintenanceResult", "Supervisor", "VacuumMode"]
+
+VacuumMode = Literal["auto", "always", "never"]
+"""When the maintenance leader vacuums the engine's tables: ``auto`` only where the server's
+autovacuum is off, ``always`` also where it is on, ``never`` leaves it to the server."""
+
+# Vacuum a table once its dead row versions exceed this many plus a share of its live rows.
+VACUUM_THRESHOLD = 20_000
+VACUUM_SCALE = 0.1
 
 
 class Supervisor:
@@ -31,15 +46,19 @@ class Supervisor:
         store: PgStore,
         *,
         recover_interval: float = 2.0,
-        maintenance_interval: float = 300.0,
+        maintenance_interval: float = 60.0,
         default_heartbeat: float = DEFAULT_HEARTBEAT,
-        batch: int = 5000,
+        batch: int = 2000,
+        pace: float = 1.0,
+        vacuum: VacuumMode = "auto",
     ) -> None:
         self.store = store
         self.recover_interval = recover_interval
         self.maintenance_interval = maintenance_interval
         self.default_heartbeat = default_heartbeat
         self.batch = batch
+        self.pace = pace  # pause after each full batch, as a multiple of the batch's own time
+        self.vacuum = vacuum
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -79,11 +98,50 @@ class Supervisor:
         return rows
 
     async def maintain(self) -> MaintenanceResult:
-        """Purge finished jobs past delete_after and fail queued jobs past retention.
+        """Purge finished jobs past delete_after, fail queued jobs past retention, fold counters,
+        and vacuum the engine's tables when they need it.
 
-        Runs in one process at a time (advisory lock); the others return ``ran=False``.
+        Runs in one process at a time (advisory lock); the others return ``ran=False``. Each
+        batch is its own short transaction (the pool's connections are autocommit).
         """
-        result = await self.store.maintain(batch=self.batch)
-        if result.purged or result.expired:
-            log.info("maintenance purged %d and expired %d job(s)", result.purged, result.expired)
-        return result
+        async with self.store.maintenance() as session:
+            if session is None:
+                return MaintenanceResult(0, 0, ran=False)
+            purged = await self._batches(session.purge)
+            expired = await self._batches(session.expire)
+            await session.fold_counters()
+            vacuumed = await self._vacuum(session)
+        if purged or expired or vacuumed:
+            log.info(
+                "maintenance purged %d and expired %d job(s), vacuumed %s",
+                purged,
+                expired,
+                ", ".join(vacuumed) or "nothing",
+            )
+        return MaintenanceResult(purged, expired, ran=True, vacuumed=vacuumed)
+
+    async def _batches(self, step: Callable[[int], Awaitable[int]]) -> int:
+        total = 0
+        while True:
+            began = time.monotonic()
+            n = await step(self.batch)
+            total += n
+            if n < self.batch:
+                return total
+            await asyncio.sleep((time.monotonic() - began) * self.pace)
+
+    async def _vacuum(self, session: PgMaintenance) -> tuple[str, ...]:
+        """VACUUM (ANALYZE) each engine table whose dead row versions (or rows changed since the
+        last ANALYZE) passed the threshold: keeps the claim index free of dead entries, the
+        visibility map set for index-only scans, and the planner's statistics current."""
+        if self.vacuum == "never":
+            return ()
+        done: list[str] = []
+        for t in await session.table_health():
+            if self.vacuum == "auto" and t["server_autovacuum"]:
+                continue
+            limit = VACUUM_THRESHOLD + VACUUM_SCALE * t["live"]
+            if t["dead"] > limit or t["modified"] > limit:
+                await session.vacuum(t["name"])
+                done.append(t["name"])
+        return tuple(done)
