@@ -27,6 +27,7 @@ from insightdesk.shared.queue.search import (
 
 if TYPE_CHECKING:
     from insightdesk.shared.queue.client import QueueClient
+    from insightdesk.shared.queue.store import PgStore
 
 
 class ScheduleNotFound(QueueError, LookupError):
@@ -99,6 +100,15 @@ class BulkResult:
     affected: int
 
 
+async def snapshot(store: PgStore, *, every: int = HISTORY_EVERY) -> None:
+    """This slot's history row per queue, unless another process wrote the slot."""
+    await store.execute("snapshot_history", {"every": every})
+
+
+async def prune_history(store: PgStore, retention: float = HISTORY_RETENTION) -> None:
+    await store.execute("prune_history", {"retention": retention})
+
+
 Progress = Callable[[int, int], None]
 """Called after each batch of a bulk action with (jobs matched so far, jobs changed so far)."""
 
@@ -120,7 +130,7 @@ class QueueControl:
         await self._set_paused(queue, paused=False)
 
     async def _set_paused(self, queue: str, *, paused: bool) -> None:
-        rows = await self.client._fetch(
+        rows = await self.client.store.fetch(
             "set_paused", {"name": validate_name(queue), "paused": paused}
         )
         if not rows:
@@ -128,7 +138,7 @@ class QueueControl:
 
     async def queues(self, queue: str | None = None) -> list[QueueView]:
         params = {"name": validate_name(queue) if queue else None, "ttl": self.worker_ttl}
-        rows = await self.client._fetch("queue_overview", params)
+        rows = await self.client.store.fetch("queue_overview", params)
         if queue and not rows:
             raise QueueNotFound(f"queue {queue!r} does not exist")
         return [QueueView(**r) for r in rows]
@@ -136,16 +146,16 @@ class QueueControl:
     async def workers(self, queue: str | None = None) -> list[WorkerView]:
         """Who is working on what: every live worker of every process."""
         params = {"name": validate_name(queue) if queue else None, "ttl": self.worker_ttl}
-        return [WorkerView(**r) for r in await self.client._fetch("list_workers", params)]
+        return [WorkerView(**r) for r in await self.client.store.fetch("list_workers", params)]
 
     # ------------------------------------------------------------------ history
 
     async def snapshot(self, *, every: int = HISTORY_EVERY) -> None:
         """Write this slot's history row per queue (no-op when another process did)."""
-        await self.client._execute("snapshot_history", {"every": every})
+        await snapshot(self.client.store, every=every)
 
     async def prune_history(self, retention: float = HISTORY_RETENTION) -> None:
-        await self.client._execute("prune_history", {"retention": retention})
+        await prune_history(self.client.store, retention)
 
     async def history(
         self, seconds: float = 3600.0, queue: str | None = None
@@ -153,7 +163,7 @@ class QueueControl:
         if not 0 < seconds <= HISTORY_RETENTION:
             raise InvalidArgument(f"seconds must be in (0, {HISTORY_RETENTION:.0f}]")
         params = {"seconds": seconds, "name": validate_name(queue) if queue else None}
-        return [HistoryPoint(**r) for r in await self.client._fetch("history", params)]
+        return [HistoryPoint(**r) for r in await self.client.store.fetch("history", params)]
 
     # ------------------------------------------------------------------ jobs
 
@@ -167,20 +177,20 @@ class QueueControl:
             raise InvalidArgument(f"cursor must be >= 0, got {cursor}")
         params = where.params(cursor, limit)
         if where.id is not None:
-            rows = await self.client._fetch("search_job_by_id", params)
+            rows = await self.client.store.fetch("search_job_by_id", params)
         else:
-            rows = await self.client._fetch("search_jobs", params)
+            rows = await self.client.store.fetch("search_jobs", params)
         jobs = [JobSummary(**r) for r in rows]
         next_cursor = jobs[-1].seq if len(jobs) == limit and where.id is None else None
         return SearchPage(jobs, next_cursor)
 
     async def count(self, where: JobFilter) -> int:
         """How many jobs ``where`` matches."""
-        rows = await self.client._fetch("count_jobs", where.params(None, 1))
+        rows = await self.client.store.fetch("count_jobs", where.params(None, 1))
         return int(rows[0]["total"])
 
     async def job(self, job_id: uuid.UUID) -> JobDetail:
-        rows = await self.client._fetch("job_detail", {"id": job_id})
+        rows = await self.client.store.fetch("job_detail", {"id": job_id})
         if not rows:
             raise JobNotFound(f"no job with id {job_id}")
         row = dict(rows[0])
@@ -196,7 +206,7 @@ class QueueControl:
         if not ids:
             return []
         if action == "redrive":
-            rows = await self.client._fetch("redrive_ids", {"ids": list(ids)})
+            rows = await self.client.store.fetch("redrive_ids", {"ids": list(ids)})
             return [r["id"] for r in rows]
         operation: Callable[..., Any] = getattr(self.client, action)
         changed: list[uuid.UUID] = await operation(*ids)
@@ -235,7 +245,7 @@ class QueueControl:
     async def schedules(self) -> list[ScheduleView]:
         """Every cron schedule with its last and next slot and the state of its last job."""
         found: list[ScheduleView] = []
-        for row in await self.client._fetch("list_schedules", {}):
+        for row in await self.client.store.fetch("list_schedules", {}):
             last: datetime | None = row["last_slot"]
             try:
                 nxt: datetime | None = parse_cron(row["cron"]).next_after(
@@ -246,7 +256,7 @@ class QueueControl:
             job_id = state = None
             if last is not None:
                 job_id = slot_job_id(self.client.schema, row["name"], last)
-                rows = await self.client._fetch("job_detail", {"id": job_id})
+                rows = await self.client.store.fetch("job_detail", {"id": job_id})
                 state = rows[0]["state"] if rows else None
             found.append(
                 ScheduleView(
@@ -264,7 +274,7 @@ class QueueControl:
 
     async def run_schedule(self, name: str) -> uuid.UUID | None:
         """Send the job of schedule ``name`` now, outside its cron slots."""
-        for row in await self.client._fetch("list_schedules", {}):
+        for row in await self.client.store.fetch("list_schedules", {}):
             if row["name"] == name:
                 wire: dict[str, Any] = row["options"] or {}
                 allowed = {f.name for f in fields(JobOptions)} - {"id", "headers"}

@@ -11,32 +11,34 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-import psycopg
-
 from insightdesk.shared.errors import QueueError
-from insightdesk.shared.queue.control import HISTORY_EVERY, HISTORY_RETENTION, QueueControl
+from insightdesk.shared.queue.control import (
+    HISTORY_EVERY,
+    HISTORY_RETENTION,
+    prune_history,
+    snapshot,
+)
 
 if TYPE_CHECKING:
-    from insightdesk.shared.queue.client import QueueClient
+    from insightdesk.shared.queue.store import PgStore
 
 log = logging.getLogger(__name__)
 
 
 async def record_history(
-    client: QueueClient,
+    store: PgStore,
     *,
     every: int = HISTORY_EVERY,
     retention: float = HISTORY_RETENTION,
 ) -> None:
     """Snapshot just after each slot boundary; prune past ``retention`` about once a minute."""
-    control = QueueControl(client)
     last_prune = 0.0
     while True:
         await asyncio.sleep(every - time.time() % every + 0.05)
         try:
-            await control.snapshot(every=every)
+            await snapshot(store, every=every)
             if time.monotonic() - last_prune > 60:
-                await control.prune_history(retention)
+                await prune_history(store, retention)
                 last_prune = time.monotonic()
-        except (psycopg.Error, QueueError) as exc:
+        except QueueError as exc:
             log.warning("queue history snapshot failed: %s", exc)

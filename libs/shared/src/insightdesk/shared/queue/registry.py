@@ -15,20 +15,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import psycopg
-
 from insightdesk.shared.errors import QueueError
 from insightdesk.shared.queue.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
-    from insightdesk.shared.queue.client import QueueClient
+    from insightdesk.shared.queue.store import PgStore
 
 log = logging.getLogger(__name__)
 
 
 class WorkerRegistry:
-    def __init__(self, client: QueueClient, *, interval: float = 5.0, ttl: float = 30.0) -> None:
-        self.client = client
+    def __init__(self, store: PgStore, *, interval: float = 5.0, ttl: float = 30.0) -> None:
+        self.store = store
         self.interval = interval
         self.ttl = ttl
         self.host = socket.gethostname()
@@ -42,7 +40,7 @@ class WorkerRegistry:
         self._entries[worker_id] = (queue, concurrency, datetime.now(UTC))
         try:
             await self.refresh()
-        except (psycopg.Error, QueueError) as exc:
+        except QueueError as exc:
             log.warning("could not register worker of %s: %s", queue, exc)
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="worker-registry")
@@ -55,8 +53,8 @@ class WorkerRegistry:
             await cancel_and_wait(self._task)
             self._task = None
         try:
-            await self.client._execute("deregister_workers", {"ids": list(worker_ids)})
-        except (psycopg.Error, QueueError) as exc:
+            await self.store.execute("deregister_workers", {"ids": list(worker_ids)})
+        except QueueError as exc:
             log.warning("could not deregister workers: %s", exc)
 
     async def refresh(self) -> None:
@@ -71,13 +69,13 @@ class WorkerRegistry:
             "concurrencies": [e[1] for e in entries.values()],
             "started": [e[2] for e in entries.values()],
         }
-        await self.client._execute("register_workers", params)
+        await self.store.execute("register_workers", params)
 
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
             try:
                 await self.refresh()
-                await self.client._execute("expire_workers", {"ttl": self.ttl})
-            except (psycopg.Error, QueueError) as exc:
+                await self.store.execute("expire_workers", {"ttl": self.ttl})
+            except QueueError as exc:
                 log.warning("worker registry refresh failed: %s", exc)
