@@ -31,16 +31,29 @@ from insightdesk.shared.contracts.events import (
     UserRef,
     UserRegistered,
 )
+from insightdesk.shared.contracts.organizations import (
+    ORGANIZATION_EVENTS,
+    OrganizationCreated,
+    OrganizationSnapshot,
+    OrganizationUpdated,
+)
+from insightdesk.shared.contracts.scheduling import MaintenanceCleanupRequested, ScheduledTick
 
 __all__ = [
     "ALL_EVENTS",
+    "ORGANIZATION_EVENTS",
     "TEMPLATE_CONTEXTS",
     "Command",
     "Contract",
     "EmailDelivered",
     "EmailFailed",
     "Event",
+    "MaintenanceCleanupRequested",
+    "OrganizationCreated",
+    "OrganizationSnapshot",
+    "OrganizationUpdated",
     "Role",
+    "ScheduledTick",
     "SendEmail",
     "SlaBreached",
     "SlaPolicyChanged",
