@@ -12,6 +12,11 @@
     return String(value);
   }
 
+  // The API writes UTC instants with "Z"; the pages render them as "+00:00".
+  function instant(value) {
+    return value ? String(value).replace(/Z$/, "+00:00") : "";
+  }
+
   function fill(row, data) {
     row.querySelectorAll("[data-field]").forEach(function (el) {
       const key = el.dataset.field;
@@ -117,8 +122,8 @@
         state.textContent = job.state;
         state.className = "state-" + job.state;
         document.getElementById("job-attempt").textContent = String(job.retry_count + 1);
-        document.getElementById("job-started").textContent = job.started_on || "";
-        document.getElementById("job-completed").textContent = job.completed_on || "";
+        document.getElementById("job-started").textContent = instant(job.started_on);
+        document.getElementById("job-completed").textContent = instant(job.completed_on);
         document.getElementById("job-output").textContent = JSON.stringify(job.output, null, 2);
       });
     },
