@@ -34,6 +34,7 @@ from insightdesk.shared.queue.search import JobFilter
 
 TOKEN = "bench-operator-token-0123456789"
 OUT = Path(__file__).parent / "results-console" / "console_bench.json"
+OVERHEAD_OUT = Path(__file__).parent / "results-console" / "index_overhead.json"
 
 # The pre-console statements, for the baseline columns: the engine's original stats (one
 # GROUP BY over the whole job table) and a queue listing without the search index.
@@ -208,13 +209,83 @@ async def pause_latency(dsn: str, rounds: int) -> dict[str, float]:
     }
 
 
+async def _send_and_drain(dsn: str, jobs: int) -> float:
+    """Jobs per second to send ``jobs`` jobs in one call and drain them with one worker."""
+    async with QueueClient.connect(dsn) as client:
+        await client.create_queue("bench")
+        done = asyncio.Event()
+        seen = 0
+
+        async def handle(job: Job) -> None:
+            nonlocal seen
+            seen += 1
+            if seen == jobs:
+                done.set()
+
+        started = time.perf_counter()
+        await client.send_many("bench", [{"n": n} for n in range(jobs)])
+        await client.work("bench", handle, concurrency=10, supervise=False)
+        await asyncio.wait_for(done.wait(), 300)
+        rate = jobs / (time.perf_counter() - started)
+        await client.close()
+        await client.delete_queue("bench")
+        return rate
+
+
+async def index_overhead(server: str, jobs: int, rounds: int) -> dict[str, float]:
+    """What the console's two job indexes (job_search, job_completed) cost the engine: send
+    ``jobs`` jobs in one call and drain them with one worker, in a database with the indexes
+    and in one without them, alternating."""
+    rates: dict[str, list[float]] = {"with": [], "without": []}
+    names = {v: f"console_idx_{v}_{uuid.uuid4().hex[:6]}" for v in rates}
+    with psycopg.connect(server, autocommit=True) as admin:
+        for name in names.values():
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        for variant, name in names.items():
+            async with await psycopg.AsyncConnection.connect(
+                _with_db(server, name), autocommit=True
+            ) as conn:
+                await migrate(conn, "queue")
+                if variant == "without":
+                    await conn.execute("DROP INDEX queue.job_search, queue.job_completed")
+        for _ in range(rounds):
+            for variant, name in names.items():
+                rates[variant].append(await _send_and_drain(_with_db(server, name), jobs))
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            for name in names.values():
+                admin.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+    with_, without = statistics.median(rates["with"]), statistics.median(rates["without"])
+    return {
+        "send_and_drain_jobs_per_s_with_indexes": with_,
+        "send_and_drain_jobs_per_s_without_indexes": without,
+        "ratio_with_over_without": with_ / without,
+        "rounds": rounds,
+    }
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--queues", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument(
+        "--overhead-only", action="store_true", help="only the index-overhead comparison"
+    )
+    parser.add_argument("--overhead-jobs", type=int, default=20_000)
     args = parser.parse_args()
+    server_dsn = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+    if args.overhead_only:
+        overhead = await index_overhead(server_dsn, args.overhead_jobs, 3)
+        for key, value in overhead.items():
+            print(f"{key}: {value:,.2f}")
+        OVERHEAD_OUT.parent.mkdir(exist_ok=True)
+        OVERHEAD_OUT.write_text(json.dumps(overhead, indent=2))
+        return
     server = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
     name = f"console_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server, autocommit=True) as admin:
