@@ -40,7 +40,8 @@ def _free_port_pair() -> int:
     raise RuntimeError("no two free adjacent ports")
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
+    # Generous: on a loaded 2-core machine importing a service alone takes ~20 s.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the stack exited while starting"
