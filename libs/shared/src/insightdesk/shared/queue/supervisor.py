@@ -54,7 +54,7 @@ class Supervisor:
         client: QueueClient,
         *,
         recover_interval: float = 2.0,
-        maintenance_interval: float = 60.0,
+        maintenance_interval: float = 15.0,
         default_heartbeat: float = DEFAULT_HEARTBEAT,
         batch: int = 2000,
         pace: float = 1.0,
@@ -125,9 +125,7 @@ class Supervisor:
             try:
                 purged = await self._batches(conn, sql["purge_finished"])
                 expired = await self._batches(conn, sql["expire_queued"])
-                await conn.execute(sql["fold_counts"])
-                await conn.execute(sql["drop_empty_counts"])
-                await conn.execute(sql["purge_rates"])
+                await conn.execute(sql["tidy_counts"])
                 vacuumed = await self._vacuum(conn)
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
