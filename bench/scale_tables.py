@@ -156,8 +156,8 @@ async def timed(fn: Callable[[], Awaitable[Any]], reps: int) -> dict[str, float]
 
 async def explain_claim(dsn: str, client: QueueClient, queue: str) -> dict[str, Any]:
     params = {
-        "name": queue,
-        "limit": 10,
+        "names": [queue],
+        "limits": [10],
         "default_heartbeat": 15.0,
         "done_ids": [],
         "done_leases": [],

@@ -6,6 +6,13 @@ id, name, priority, data, headers, policy, retry_limit, retry_delay, retry_backo
 expire_in, heartbeat, delete_after, keep_until, start_after, singleton_key, singleton_on, dead_letter,
 waiting
 
+-- fragment: claimed_columns
+-- What a claim returns, named as the fields of the Job a handler receives (the store maps rows
+-- onto Job by these names and ignores any other column).
+j.id, j.name AS queue, j.lease, j.data, COALESCE(j.headers, '{{}}'::jsonb) AS headers,
+j.retry_count, j.retry_limit, j.expire_in, j.heartbeat, j.priority, j.singleton_key,
+j.created_on, j.start_after
+
 -- fragment: job_values
 -- One job row from "t": a queue row (q.*) plus the job's id, data, headers and its option
 -- overrides "o" (JSON, see JobOptions.to_wire); options fall back to the queue's defaults.
@@ -81,7 +88,8 @@ SELECT
 -- name: fetch
 -- One round trip per worker cycle: complete the jobs that finished since the last cycle (only
 -- where the lease still matches: a job re-claimed by another worker is not ours to finish) and
--- claim up to %(limit)s ready jobs, priority then age, skipping rows other workers hold.
+-- claim, in each queue of %(names)s, up to its entry of %(limits)s ready jobs, priority then
+-- age, skipping rows other workers hold: one statement for all the queues a consumer serves.
 -- Ready jobs come from the head of job_ready (waiting jobs are not in it); waiting jobs whose
 -- start_after has come are promoted from the head of job_queued in the same statement and
 -- compete with them, so a delayed job is claimable exactly at its start_after and the claim
@@ -94,22 +102,29 @@ WITH done AS (
          AS d(id, lease, output)
     WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
     RETURNING j.id
+), wanted AS (
+    -- every queue the consumer claims for, each with its own limit (its free slots)
+    SELECT * FROM unnest(%(names)s::text[], %(limits)s::int[]) AS w(name, lim)
 ), due AS (
-    SELECT id, priority, seq FROM {schema}.job
-    WHERE name = %(name)s AND state < 'active' AND waiting AND start_after <= now()
-    ORDER BY start_after
-    LIMIT %(limit)s + 100
-    FOR UPDATE SKIP LOCKED
+    SELECT c.* FROM wanted w CROSS JOIN LATERAL (
+        SELECT id, name, priority, seq FROM {schema}.job
+        WHERE name = w.name AND state < 'active' AND waiting AND start_after <= now()
+        ORDER BY start_after
+        LIMIT w.lim + 100
+        FOR UPDATE SKIP LOCKED) c
 ), ready AS (
-    SELECT id, priority, seq FROM {schema}.job
-    WHERE name = %(name)s AND state < 'active' AND NOT waiting
-    ORDER BY priority DESC, seq
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+    SELECT c.* FROM wanted w CROSS JOIN LATERAL (
+        SELECT id, name, priority, seq FROM {schema}.job
+        WHERE name = w.name AND state < 'active' AND NOT waiting
+        ORDER BY priority DESC, seq
+        LIMIT w.lim
+        FOR UPDATE SKIP LOCKED) c
 ), picked AS (
-    SELECT id FROM (SELECT * FROM ready UNION ALL SELECT * FROM due) c
-    ORDER BY priority DESC, seq
-    LIMIT %(limit)s
+    SELECT c.id FROM wanted w CROSS JOIN LATERAL (
+        SELECT u.id FROM (SELECT * FROM ready UNION ALL SELECT * FROM due) u
+        WHERE u.name = w.name
+        ORDER BY u.priority DESC, u.seq
+        LIMIT w.lim) c
 ), touched AS (
     SELECT id, true AS pick FROM picked
     UNION ALL
@@ -123,12 +138,9 @@ WITH done AS (
         lease = CASE WHEN t.pick THEN gen_random_uuid() ELSE j.lease END,
         heartbeat = CASE WHEN t.pick THEN COALESCE(j.heartbeat, %(default_heartbeat)s) ELSE j.heartbeat END
     FROM touched t WHERE j.id = t.id
-    RETURNING t.pick, j.seq, j.id, j.lease, j.data, j.headers, j.retry_count, j.retry_limit,
-              j.expire_in, j.heartbeat, j.priority, j.singleton_key, j.created_on, j.start_after
+    RETURNING t.pick, j.seq, {claimed_columns}
 )
-SELECT id, lease, data, headers, retry_count, retry_limit, expire_in, heartbeat, priority,
-       singleton_key, created_on, start_after
-FROM claimed WHERE pick
+SELECT * FROM claimed WHERE pick
 ORDER BY priority DESC, seq;
 
 -- name: fetch_keyed
@@ -185,19 +197,20 @@ WITH done AS (
         lease = CASE WHEN t.pick THEN gen_random_uuid() ELSE j.lease END,
         heartbeat = CASE WHEN t.pick THEN COALESCE(j.heartbeat, %(default_heartbeat)s) ELSE j.heartbeat END
     FROM touched t WHERE j.id = t.id
-    RETURNING t.pick, j.seq, j.id, j.lease, j.data, j.headers, j.retry_count, j.retry_limit,
-              j.expire_in, j.heartbeat, j.priority, j.singleton_key, j.created_on, j.start_after
+    RETURNING t.pick, j.seq, {claimed_columns}
 )
-SELECT id, lease, data, headers, retry_count, retry_limit, expire_in, heartbeat, priority,
-       singleton_key, created_on, start_after
-FROM claimed WHERE pick
+SELECT * FROM claimed WHERE pick
 ORDER BY priority DESC, seq;
 
 -- name: next_start
 -- When the next waiting job of a queue becomes ready, so an idle worker sleeps exactly until
 -- then instead of polling: the first waiting entry of job_queued, one index probe.
-SELECT min(start_after) AS next_start, now() AS db_now FROM {schema}.job
-WHERE name = %(name)s AND state < 'active' AND waiting;
+-- One statement for all the queues the consumer found empty.
+SELECT w.name,
+       (SELECT min(start_after) FROM {schema}.job j
+        WHERE j.name = w.name AND j.state < 'active' AND j.waiting) AS next_start,
+       now() AS db_now
+FROM unnest(%(names)s::text[]) AS w(name);
 
 -- name: fail
 SELECT id, state, start_after, dead_letter_id
