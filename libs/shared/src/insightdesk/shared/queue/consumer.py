@@ -255,7 +255,7 @@ class Consumer:
                 log.info("releasing %d job(s) of %s: its worker stopped", len(left), queue)
             self.acks.postponed.extend(Postponed(job, 0.0) for job in left)
         if jobs:
-            self.heartbeater.claimed()
+            self.heartbeater.claimed(jobs)
         if short:
             self.stats.lookups += 1
             due = await session.next_due(sorted(short_queues))
