@@ -92,8 +92,7 @@ class PgMaintenance:
 
     async def fold_counters(self) -> None:
         """Fold the counter rows of ended connections and drop empty ones and old rates."""
-        for name in ("fold_counts", "drop_empty_counts", "purge_rates"):
-            await self._count(name, {})
+        await self._count("tidy_counts", {})
 
     async def table_health(self) -> list[dict[str, Any]]:
         """Dead/live/modified row counts of the engine's tables, and the server's autovacuum."""

@@ -47,7 +47,7 @@ class Supervisor:
         store: PgStore,
         *,
         recover_interval: float = 2.0,
-        maintenance_interval: float = 60.0,
+        maintenance_interval: float = 15.0,
         default_heartbeat: float = DEFAULT_HEARTBEAT,
         batch: int = 2000,
         pace: float = 1.0,

@@ -49,10 +49,11 @@ WHERE id IN (
     FOR UPDATE SKIP LOCKED)
 RETURNING id;
 
--- name: fold_counts
--- Fold the counter rows of backends that have ended into shard 0 (and drop rows that net to
--- zero), so job_count stays about (queues x states x live connections) rows. Rows a live
--- transaction holds are skipped, never waited for.
+-- name: tidy_counts
+-- Fold the counter rows of backends that have ended into shard 0, drop folded rows that net to
+-- zero, and drop per-minute completion counters older than an hour: job_count stays about
+-- (queues x states x live connections) rows. Rows a live transaction holds are skipped, never
+-- waited for.
 WITH live AS (
     SELECT pid FROM pg_stat_activity WHERE datname = current_database()
 ), gone AS (
@@ -63,24 +64,26 @@ WITH live AS (
         ORDER BY name, state, waiting, shard
         FOR UPDATE SKIP LOCKED)
     RETURNING c.name, c.state, c.waiting, c.n
+), sums AS (
+    SELECT name, state, waiting, sum(n) AS n FROM gone GROUP BY name, state, waiting
 ), folded AS (
     INSERT INTO {schema}.job_count AS c (name, state, waiting, shard, n)
-    SELECT name, state, waiting, 0, sum(n) FROM gone
-    GROUP BY name, state, waiting ORDER BY name, state, waiting
+    SELECT name, state, waiting, 0, n FROM sums ORDER BY name, state, waiting
     ON CONFLICT (name, state, waiting, shard) DO UPDATE SET n = c.n + EXCLUDED.n
     RETURNING 1
+), empty AS (
+    -- shard-0 rows at zero that this fold does not add to (it cannot see its own insert)
+    DELETE FROM {schema}.job_count c
+    WHERE c.shard = 0 AND c.n = 0
+      AND NOT EXISTS (SELECT 1 FROM sums s
+                      WHERE s.name = c.name AND s.state = c.state AND s.waiting = c.waiting)
+    RETURNING 1
+), rates AS (
+    DELETE FROM {schema}.job_rate WHERE minute < now() - interval '1 hour'
+    RETURNING 1
 )
-SELECT (SELECT count(*) FROM gone) AS folded;
-
--- name: drop_empty_counts
-DELETE FROM {schema}.job_count c
-WHERE c.shard = 0 AND c.n = 0
-  AND NOT EXISTS (SELECT 1 FROM {schema}.job_count o
-                  WHERE o.name = c.name AND o.state = c.state AND o.waiting = c.waiting AND o.shard <> 0);
-
--- name: purge_rates
--- Per-minute completion counters older than an hour.
-DELETE FROM {schema}.job_rate WHERE minute < now() - interval '1 hour';
+SELECT (SELECT count(*) FROM gone) AS folded, (SELECT count(*) FROM empty) AS emptied,
+       (SELECT count(*) FROM rates) AS rates;
 
 -- name: table_health
 -- Dead row versions of the engine's tables (cumulative statistics, no table access), for the
