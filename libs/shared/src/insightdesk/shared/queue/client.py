@@ -91,10 +91,14 @@ class QueueClient:
         *,
         schema: str = "queue",
         min_size: int = 1,
-        max_size: int = 10,
+        max_size: int = 5,
         migrate_schema: bool = True,
     ) -> AsyncIterator[Self]:
-        """Open a pool on ``dsn``, migrate the schema (unless told not to), and close on exit."""
+        """Open a pool on ``dsn``, migrate the schema (unless told not to), and close on exit.
+
+        The pool grows on demand up to ``max_size``: the consumer loop holds one connection
+        however many queues it serves; heartbeats, recovery, maintenance and sends borrow one
+        for a statement each, so 5 serves a process with any number of queues."""
         pool = make_pool(dsn, min_size=min_size, max_size=max_size)
         try:
             await pool.open(wait=True, timeout=30)
@@ -405,7 +409,7 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.execute("SET jit = off")
 
 
-def make_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool[Any]:
+def make_pool(dsn: str, *, min_size: int = 1, max_size: int = 5) -> AsyncConnectionPool[Any]:
     """An autocommit pool: each engine statement is its own transaction, one round trip."""
     return AsyncConnectionPool(
         dsn,

@@ -236,6 +236,8 @@ class Consumer:
             and len(by_queue.get(request.queue, ())) < request.limit
         }
         for worker, request in wanting:
+            if worker.stopping:  # stopped while the claim ran: what it got goes back below
+                continue
             # several workers of one queue share its claim, each up to what it asked for
             pool = by_queue.get(worker.queue, [])
             got, by_queue[worker.queue] = pool[: request.limit], pool[request.limit :]
@@ -253,7 +255,7 @@ class Consumer:
                 log.info("releasing %d job(s) of %s: its worker stopped", len(left), queue)
             self.acks.postponed.extend(Postponed(job, 0.0) for job in left)
         if jobs:
-            self.heartbeater.claimed()
+            self.heartbeater.claimed(jobs)
         if short:
             self.stats.lookups += 1
             due = await session.next_due(sorted(short_queues))

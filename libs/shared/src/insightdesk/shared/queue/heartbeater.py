@@ -34,6 +34,7 @@ class Heartbeater:
         self.beats = 0
         self._held = held
         self._kick = asyncio.Event()
+        self._period: float | None = None  # the period being waited out; None: nothing held
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -45,9 +46,11 @@ class Heartbeater:
             await cancel_and_wait(self._task)
             self._task = None
 
-    def claimed(self) -> None:
-        """New jobs are held: recompute the period (they may have a shorter one)."""
-        self._kick.set()
+    def claimed(self, jobs: list[Job]) -> None:
+        """New jobs are held: wake to recompute the period if they may shorten it (cheap when
+        they do not: no wake-up per claim)."""
+        if self._period is None or (jobs and self.period(jobs) < self._period):
+            self._kick.set()
 
     def period(self, jobs: list[Job]) -> float:
         return min((j.heartbeat or self.default_heartbeat) for j in jobs) / 3
@@ -58,10 +61,12 @@ class Heartbeater:
             self._kick.clear()
             jobs = self._held()
             if not jobs:
+                self._period = None
                 await self._kick.wait()
                 last = time.monotonic()  # fresh claims carry a fresh heartbeat
                 continue
-            remaining = last + self.period(jobs) - time.monotonic()
+            self._period = self.period(jobs)
+            remaining = last + self._period - time.monotonic()
             if remaining > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), remaining)

@@ -12,13 +12,14 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import fields
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import RowMaker
 
-from insightdesk.shared.errors import ConnectionLost
+from insightdesk.shared.errors import ConnectionLost, DatabaseError
 from insightdesk.shared.queue.jobs import Job
 from insightdesk.shared.queue.payloads import to_json
 from insightdesk.shared.queue.ports import (
@@ -33,17 +34,20 @@ if TYPE_CHECKING:
     from insightdesk.shared.queue.store import PgStore
 
 
-_JOB_FIELDS = frozenset(f.name for f in fields(Job))
+_JOB_FIELDS = tuple(f.name for f in fields(Job))
 
 
 def job_rows(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[Job]:
     """Rows of a claim statement as :class:`Job` objects, by column name (columns that are not
     fields of Job, such as the statement's own bookkeeping, are ignored)."""
     names = [c.name for c in cursor.description or ()]
-    keep = [(i, n) for i, n in enumerate(names) if n in _JOB_FIELDS]
+    missing = [f for f in _JOB_FIELDS if f not in names]
+    if missing:
+        raise DatabaseError(f"claim statement lacks the Job columns {missing}")
+    pick = itemgetter(*(names.index(f) for f in _JOB_FIELDS))
 
     def make(values: Sequence[Any]) -> Job:
-        return Job(**{n: values[i] for i, n in keep})
+        return Job(*pick(values))
 
     return make
 

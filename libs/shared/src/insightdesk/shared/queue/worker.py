@@ -210,31 +210,31 @@ class Worker:
 
     async def _runner(self) -> None:
         ready = self._ready
+        acks = self.consumer.acks  # its lists are swapped out on each take: never cache them
+        batch = self.batch
         while True:
             jobs = await ready.get()
             started = time.perf_counter()
-            expire_in = min(job.expire_in for job in jobs)
+            expire_in = jobs[0].expire_in if len(jobs) == 1 else min(j.expire_in for j in jobs)
             deadline = asyncio.timeout(expire_in)
             try:
                 async with deadline:
-                    if self.batch:
+                    if batch:
                         output = await cast("BatchHandler", self.handler)(jobs)
                     else:
                         output = await cast("Handler", self.handler)(jobs[0])
-                texts = _batch_outputs(output, len(jobs)) if self.batch else [_text(output)]
+                texts = _batch_outputs(output, len(jobs)) if batch else [_text(output)]
             except asyncio.CancelledError:
                 # Shutdown timed out while this ran: the jobs stay held and stop() releases them.
                 raise
             except Exception as exc:  # noqa: BLE001  # every handler error has an outcome
-                outcomes = self._record_failure(jobs, exc, deadline, expire_in)
-            else:
-                self.consumer.acks.done.extend(
-                    Completion(job.id, job.lease, text)
-                    for job, text in zip(jobs, texts, strict=True)
-                )
-                self.stats.completed += len(jobs)
-                outcomes = [Outcome.COMPLETED] * len(jobs)
-            self._finished(jobs, outcomes, started)
+                self._finished(jobs, self._record_failure(jobs, exc, deadline, expire_in), started)
+                continue
+            done = acks.done
+            for job, text in zip(jobs, texts, strict=True):
+                done.append(Completion(job.id, job.lease, text))
+            self.stats.completed += len(jobs)
+            self._finished(jobs, None, started)
 
     def _record_failure(
         self, jobs: list[Job], exc: Exception, deadline: asyncio.Timeout, expire_in: float
@@ -266,7 +266,8 @@ class Worker:
             return [Outcome.SNOOZED] * len(jobs)
         return [Outcome.FAILED if final else _failed(job) for job in jobs]
 
-    def _finished(self, jobs: list[Job], outcomes: list[Outcome], started: float) -> None:
+    def _finished(self, jobs: list[Job], outcomes: list[Outcome] | None, started: float) -> None:
+        """Forget finished jobs; ``outcomes`` None means every job completed."""
         claimed = self.claimed
         for job in jobs:
             del claimed[job.id]
@@ -276,8 +277,10 @@ class Worker:
         self.consumer.wake()
         if self._on_job_done is not None:
             elapsed = time.perf_counter() - started
-            for job, outcome in zip(jobs, outcomes, strict=True):
-                self._on_job_done(job, outcome, elapsed)
+            for i, job in enumerate(jobs):
+                self._on_job_done(
+                    job, Outcome.COMPLETED if outcomes is None else outcomes[i], elapsed
+                )
 
 
 def _text(output: Any) -> str | None:
