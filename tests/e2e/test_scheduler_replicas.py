@@ -72,6 +72,7 @@ async def test_two_replicas_make_one_job_per_slot_and_stop_on_sigterm(
 
             await wait_until(three_slots, timeout=30, interval=0.2)
             listed = (await http.get(f"http://127.0.0.1:{ports[1]}/schedules")).json()
+            metrics = [(await http.get(f"http://127.0.0.1:{port}/metrics")).text for port in ports]
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         codes = [await asyncio.wait_for(p.wait(), 30) for p in procs]
@@ -89,3 +90,5 @@ async def test_two_replicas_make_one_job_per_slot_and_stop_on_sigterm(
     states = {s["name"]: s["state"] for s in listed}
     assert states["every-second"] == "active"
     assert states["auto-close"] == "waiting"  # ticket-actions does not exist in this database
+    assert all('insightdesk_scheduler_schedules{state="waiting"}' in m for m in metrics)
+    assert any('slots_fired_total{schedule="every-second"}' in m for m in metrics)

@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import Counter, Gauge
 
 from insightdesk.scheduler.api import create_api
-from insightdesk.scheduler.runtime import Scheduler
+from insightdesk.scheduler.runtime import ACTIVE, DISABLED, WAITING, Scheduler
 from insightdesk.scheduler.schedules import RELAY_QUEUE
 from insightdesk.scheduler.settings import SchedulerSettings
 from insightdesk.shared.ops import ConsoleSettings, create_console_app
@@ -47,9 +48,33 @@ async def scheduler_process(
                 await conn.execute("SELECT 1")
             return True
 
+        fired = Counter(
+            "insightdesk_scheduler_slots_fired",
+            "Schedule slots this replica fired",
+            ["schedule"],
+            registry=ctx.registry,
+        )
+        states = Gauge(
+            "insightdesk_scheduler_schedules",
+            "Configured schedules by state (active, waiting for their queue, disabled)",
+            ["state"],
+            registry=ctx.registry,
+        )
+
+        async def tick() -> None:
+            for name in await scheduler.tick():
+                fired.labels(name).inc()
+
+        async def count_states() -> None:
+            for state in (ACTIVE, WAITING, DISABLED):
+                states.labels(state).set(
+                    sum(1 for s in scheduler.status.values() if s.state == state)
+                )
+
         ctx.health.add_check("database", database)
+        ctx.health.scrape_hooks.append(count_states)
         ctx.every("reconcile", settings.reconcile_interval, scheduler.reconcile)
-        ctx.every("cron", settings.tick_interval, scheduler.tick)
+        ctx.every("cron", settings.tick_interval, tick)
         ctx.every("relay", settings.relay_interval, scheduler.relay)
         ctx.every("maintenance", settings.maintenance_interval, client.supervisor.maintain)
         ctx.every("recover", settings.recover_interval, client.supervisor.recover)

@@ -98,9 +98,10 @@ class Scheduler:
         elif status != before and before is not None and before.state == WAITING:
             log.info("schedule %s is active", name)
 
-    async def tick(self) -> int:
-        """Fire the due slots (any replica may; each slot fires once); how many this call did."""
-        return len(await self.cron.tick())
+    async def tick(self) -> list[str]:
+        """Fire the due slots (any replica may; each slot fires once); the schedules this call
+        fired a slot of (one entry per slot)."""
+        return [fired.schedule for fired in await self.cron.tick()]
 
     async def relay(self) -> int:
         """Publish the events of fired event schedules, each in the transaction completing its

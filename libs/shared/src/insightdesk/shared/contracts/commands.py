@@ -83,11 +83,23 @@ class TicketAssignedContext(Contract):
     ticket_url: str | None = None
 
 
+class TicketClosedContext(Contract):
+    """``ticket-closed``: the recipient's resolved ticket was closed automatically."""
+
+    recipient_name: str
+    ticket_id: str
+    ticket_subject: str
+    resolved_days: int
+    """How many days the ticket had been resolved (the organization's auto-close setting)."""
+    ticket_url: str | None = None
+
+
 TEMPLATE_CONTEXTS: dict[str, type[Contract]] = {
     "welcome": WelcomeContext,
     "ticket-new-message": TicketNewMessageContext,
     "ticket-status-change": TicketStatusChangeContext,
     "ticket-assigned": TicketAssignedContext,
+    "ticket-closed": TicketClosedContext,
 }
 """Template name → the model of its ``SendEmail.context``."""
 
