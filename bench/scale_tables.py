@@ -95,39 +95,32 @@ class Counter:
         return self.waiters[n]
 
 
-async def timed_drain(
-    client: QueueClient, queue: str, windows: list[tuple[int, int]]
-) -> list[float]:
-    """Work ``queue`` (1 worker, concurrency 10) and return jobs/s over each (start, end) window
-    of the handled-job count."""
+async def timed_drain(dsn: str, queue: str, windows: list[tuple[int, int]]) -> list[float]:
+    """Work ``queue`` (1 worker, concurrency 10, its own client as a worker process would have)
+    and return jobs/s over each (start, end) window of the handled-job count."""
     counter = Counter()
     events = {n: counter.at(n) for w in windows for n in w if n > 0}
-    began = time.perf_counter()
-    worker = await client.work(queue, counter.handler, concurrency=10)
     rates = []
-    try:
+    async with QueueClient.connect(dsn, migrate_schema=False) as client:
+        began = time.perf_counter()
+        await client.work(queue, counter.handler, concurrency=10)
         for lo, hi in windows:
             await asyncio.wait_for(events[hi].wait(), timeout=900)
             t0 = counter.marks[lo] if lo > 0 else began
             rates.append((hi - lo) / (counter.marks[hi] - t0))
-    finally:
-        await worker.stop()
-        await client.supervisor.stop()
     return rates
 
 
-async def pickups(
-    client: QueueClient, queue: str, reps: int, gap: tuple[float, float]
-) -> list[float]:
+async def pickups(dsn: str, queue: str, reps: int, gap: tuple[float, float]) -> list[float]:
     """Idle pickup latencies (ms): send one job to an idle worker, time until its handler starts."""
     got: asyncio.Queue[float] = asyncio.Queue()
 
     async def handler(job: Job) -> None:
         got.put_nowait(time.perf_counter())
 
-    worker = await client.work(queue, handler, concurrency=10, supervise=False)
     out = []
-    try:
+    async with QueueClient.connect(dsn, migrate_schema=False) as client:
+        await client.work(queue, handler, concurrency=10, supervise=False)
         await asyncio.sleep(0.3)
         for _ in range(reps):
             t0 = time.perf_counter()
@@ -135,8 +128,6 @@ async def pickups(
             t1 = await asyncio.wait_for(got.get(), timeout=15)
             out.append((t1 - t0) * 1000)
             await asyncio.sleep(random.uniform(*gap))
-    finally:
-        await worker.stop()
     return out
 
 
@@ -192,7 +183,7 @@ async def scenario_drain(admin: str, scale: float, rounds: int) -> dict[str, Any
                 if kind == "delayed":
                     await fill(client, "q", n_delayed, JobOptions(start_after=3600))
                 await fill(client, "q", n_ready)
-                (rate,) = await timed_drain(client, "q", [(0, n_ready)])
+                (rate,) = await timed_drain(dsn, "q", [(0, n_ready)])
                 out[kind].append(rate)
                 print(f"  drain {kind:8} round {r + 1}: {rate:,.0f} jobs/s", flush=True)
     # 1M jobs, 10 % delayed: the first 20k and 20k after 300k, against an empty table's drain
@@ -202,7 +193,11 @@ async def scenario_drain(admin: str, scale: float, rounds: int) -> dict[str, Any
         t0 = time.perf_counter()
         await fill_mixed(client, "q", big, delayed_every=10)
         out["big_fill_s"] = time.perf_counter() - t0
-        first, later = await timed_drain(client, "q", [(0, window), (skip, skip + window)])
+        (first,) = await timed_drain(dsn, "q", [(0, window)])
+        t0 = time.perf_counter()
+        await claim_and_complete(dsn, "q", skip - window)
+        out["fast_forward_s"] = time.perf_counter() - t0
+        (later,) = await timed_drain(dsn, "q", [(0, window)])
         out["big"] = {"start": first, "after_300k": later}
         print(
             f"  drain 1M/10% delayed: start {first:,.0f}, after 300k {later:,.0f} jobs/s",
@@ -214,10 +209,36 @@ async def scenario_drain(admin: str, scale: float, rounds: int) -> dict[str, Any
     async with fresh_db(admin, "drain") as dsn, QueueClient.connect(dsn) as client:
         await client.create_queue("q")
         await fill(client, "q", n_ready)
-        (rate,) = await timed_drain(client, "q", [(0, n_ready)])
+        (rate,) = await timed_drain(dsn, "q", [(0, n_ready)])
         out["empty"].append(rate)
         print(f"  drain empty (after 1M): {rate:,.0f} jobs/s", flush=True)
     return out
+
+
+async def claim_and_complete(dsn: str, queue: str, n: int, step: int = 10_000) -> None:
+    """Claim and complete ``n`` jobs in claim order by SQL, in batches: the same row versions a
+    worker leaves behind (active, then completed), in a fraction of the time."""
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        for start in range(0, n, step):
+            cur = await conn.execute(
+                "UPDATE queue.job SET state = 'active', started_on = now(), heartbeat_on = now(), "
+                "lease = gen_random_uuid() WHERE id IN (SELECT id FROM queue.job WHERE name = %s "
+                "AND state < 'active' AND NOT waiting ORDER BY priority DESC, seq LIMIT %s "
+                "FOR UPDATE SKIP LOCKED) RETURNING id",
+                (queue, min(step, n - start)),
+            )
+            ids = [r[0] for r in await cur.fetchall()]
+            await conn.execute(
+                "UPDATE queue.job SET state = 'completed', completed_on = now(), "
+                "heartbeat_on = NULL "
+                "WHERE id = ANY(%s)",
+                (ids,),
+            )
+
+
+async def select_1(client: QueueClient) -> None:
+    async with client.pool.connection() as conn:
+        await conn.execute("SELECT 1")
 
 
 async def observe(client: QueueClient) -> dict[str, Any]:
@@ -231,6 +252,7 @@ async def observe(client: QueueClient) -> dict[str, Any]:
     found = {
         "rows": row[0] if row else None,
         "first_maintain": {"ms": first_ms, "vacuumed": list(result.vacuumed)},
+        "select_1": await timed(lambda: select_1(client), 20),  # one round trip, for scale
         "stats": await timed(client.stats, 20),
         "stats_one_queue": await timed(lambda: client.stats("q"), 20),
         "ready_count": await timed(lambda: client.ready_count("q"), 20),
@@ -260,8 +282,8 @@ async def scenario_idle(admin: str, scale: float, rounds: int) -> dict[str, Any]
                         await c.execute("ANALYZE queue.job")
                 await fill(client, "q", 20)
                 out["explain"].setdefault(kind, await explain_claim(dsn, client, "q"))
-                await timed_drain(client, "q", [(0, 20)])
-                lat = await pickups(client, "q", 40, (0.1, 0.3))
+                await timed_drain(dsn, "q", [(0, 20)])
+                lat = await pickups(dsn, "q", 40, (0.1, 0.3))
                 out[kind].append(lat)
                 print(
                     f"  idle {kind:8} round {r + 1}: "
@@ -285,19 +307,19 @@ async def scenario_purge(admin: str, scale: float) -> dict[str, Any]:
             )
             await conn.execute("VACUUM ANALYZE queue.job")
         out: dict[str, Any] = {"rows": n}
-        out["idle_before"] = await pickups(client, "live", 60, (0.05, 0.15))
+        out["idle_before"] = await pickups(dsn, "live", 60, (0.05, 0.15))
         async with QueueClient.connect(dsn, migrate_schema=False) as leader:
             t0 = time.perf_counter()
             task = asyncio.create_task(leader.supervisor.maintain())
             during: list[float] = []
             while not task.done():
-                during += await pickups(client, "live", 20, (0.05, 0.15))
+                during += await pickups(dsn, "live", 20, (0.05, 0.15))
             result = await task
             out["purge_s"] = time.perf_counter() - t0
             out["purged"] = result.purged
             out["vacuumed"] = list(result.vacuumed)
         out["during"] = during
-        out["idle_after"] = await pickups(client, "live", 60, (0.05, 0.15))
+        out["idle_after"] = await pickups(dsn, "live", 60, (0.05, 0.15))
         idle = out["idle_before"] + out["idle_after"]
         print(
             f"  purge {result.purged:,} rows in {out['purge_s']:.1f} s; other queue pickup p95 "
@@ -343,6 +365,7 @@ async def main() -> None:
     ap.add_argument("--only", default="idle,drain,purge,churn")
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--churn-scale", type=float, default=None, help="default: --scale")
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     args = ap.parse_args()
     results: dict[str, Any] = {
@@ -364,7 +387,9 @@ async def main() -> None:
         results["purge"] = await scenario_purge(args.dsn, args.scale)
     if "churn" in todo:
         print("churn, 10 rounds", flush=True)
-        results["churn"] = await scenario_churn(args.dsn, args.scale)
+        churn_scale = args.churn_scale or args.scale
+        results["churn_scale"] = churn_scale
+        results["churn"] = await scenario_churn(args.dsn, churn_scale)
     save(Path(args.out), results)
     report(results)
 
@@ -406,7 +431,7 @@ def report(r: dict[str, Any]) -> None:
         ob = dr["observe"]
         print(f"| at {ob['rows']:,} rows | median ms | p95 ms |")
         print("|---|---|---|")
-        for k in ("stats", "stats_one_queue", "ready_count", "maintain_nothing_due"):
+        for k in ("select_1", "stats", "stats_one_queue", "ready_count", "maintain_nothing_due"):
             print(f"| {k} | {ob[k]['median_ms']:.2f} | {ob[k]['p95_ms']:.2f} |")
         print(
             f"first maintenance pass: {ob['first_maintain']['ms']:.0f} ms, "

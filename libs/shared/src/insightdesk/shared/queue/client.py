@@ -339,10 +339,13 @@ class QueueClient:
         )
 
     async def stats(self, queue: str | None = None) -> list[QueueStats]:
+        """Per queue: counts by state (exact), ready jobs and oldest-ready age (exact), and
+        completions in the last minute (estimate); milliseconds however large the table."""
         return await self.store.stats(queue)
 
     async def ready_count(self, queue: str) -> int:
-        """Ready jobs of ``queue``; the same function a KEDA postgresql scaler queries."""
+        """Ready jobs of ``queue``, exact; the same function a KEDA postgresql scaler queries
+        (counters plus the due jobs no claim has promoted yet, one cheap statement)."""
         return await self.store.ready_count(queue)
 
     def scaler_query(self, queue: str) -> str:

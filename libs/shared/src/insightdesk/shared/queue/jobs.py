@@ -84,7 +84,12 @@ class JobInfo:
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
-    """Counts of one queue's jobs by state, plus how stale its backlog is."""
+    """Counts of one queue's jobs by state, plus how stale its backlog is.
+
+    Read from counters the database keeps in step with every job change (statement triggers,
+    no table scan): the counts per state, ``ready`` and ``oldest_ready_age`` are exact as of
+    the statement; ``completed_last_minute`` is an estimate from per-minute counters.
+    """
 
     name: str
     created: int
