@@ -236,6 +236,11 @@ async def claim_and_complete(dsn: str, queue: str, n: int, step: int = 10_000) -
             )
 
 
+async def select_1(client: QueueClient) -> None:
+    async with client.pool.connection() as conn:
+        await conn.execute("SELECT 1")
+
+
 async def observe(client: QueueClient) -> dict[str, Any]:
     """stats(), ready_count(), maintenance with nothing due, on the table as it is."""
     first = time.perf_counter()
@@ -247,6 +252,7 @@ async def observe(client: QueueClient) -> dict[str, Any]:
     found = {
         "rows": row[0] if row else None,
         "first_maintain": {"ms": first_ms, "vacuumed": list(result.vacuumed)},
+        "select_1": await timed(lambda: select_1(client), 20),  # one round trip, for scale
         "stats": await timed(client.stats, 20),
         "stats_one_queue": await timed(lambda: client.stats("q"), 20),
         "ready_count": await timed(lambda: client.ready_count("q"), 20),
@@ -425,7 +431,7 @@ def report(r: dict[str, Any]) -> None:
         ob = dr["observe"]
         print(f"| at {ob['rows']:,} rows | median ms | p95 ms |")
         print("|---|---|---|")
-        for k in ("stats", "stats_one_queue", "ready_count", "maintain_nothing_due"):
+        for k in ("select_1", "stats", "stats_one_queue", "ready_count", "maintain_nothing_due"):
             print(f"| {k} | {ob[k]['median_ms']:.2f} | {ob[k]['p95_ms']:.2f} |")
         print(
             f"first maintenance pass: {ob['first_maintain']['ms']:.0f} ms, "
