@@ -23,6 +23,10 @@ import httpx
 import psycopg
 import pytest
 
+# Four service processes start (and import) at once: on a loaded 2-core machine that alone can
+# take a minute or more, beyond the suite's default 120 s per test.
+pytestmark = pytest.mark.timeout(360)
+
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 

@@ -179,3 +179,16 @@ def test_processes_are_commands_with_their_own_port_and_tracing_name() -> None:
     assert (service.label(api), service.label(worker)) == ("demo", "demo-worker")
     with pytest.raises(SystemExit):
         service.main(["nonsense"])
+
+
+def test_the_public_surface_of_the_service_entry() -> None:
+    from insightdesk.shared import clock, service  # noqa: PLC0415
+
+    assert sorted(service.__all__) == [
+        "Process",
+        "ProcessContext",
+        "Service",
+        "keep_running",
+        "migrate_service",
+    ]
+    assert sorted(clock.__all__) == ["Clock", "FakeClock", "SystemClock"]

@@ -24,7 +24,8 @@ class ScheduleView(BaseModel):
     """``queue:<name>`` or ``event:<name>``."""
     enabled: bool
     state: str
-    """``active``, ``waiting`` (its queue does not exist yet: see ``detail``) or ``disabled``."""
+    """``active``, ``waiting`` (its queue does not exist yet: see ``detail``), ``disabled`` or
+    ``failed`` (the engine refused it: see ``detail``)."""
     detail: str
     next_slot: datetime | None
     last_slot: datetime | None

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from prometheus_client import Counter, Gauge
 
 from insightdesk.scheduler.api import create_api
-from insightdesk.scheduler.runtime import ACTIVE, DISABLED, WAITING, Scheduler
+from insightdesk.scheduler.runtime import ACTIVE, DISABLED, FAILED, WAITING, Scheduler
 from insightdesk.scheduler.schedules import RELAY_QUEUE
 from insightdesk.scheduler.settings import SchedulerSettings
 from insightdesk.shared.ops import ConsoleSettings, create_console_app
@@ -66,7 +66,7 @@ async def scheduler_process(
                 fired.labels(name).inc()
 
         async def count_states() -> None:
-            for state in (ACTIVE, WAITING, DISABLED):
+            for state in (ACTIVE, WAITING, DISABLED, FAILED):
                 states.labels(state).set(
                     sum(1 for s in scheduler.status.values() if s.state == state)
                 )

@@ -18,14 +18,14 @@ from typing import Any
 from insightdesk.scheduler.reconcile import plan
 from insightdesk.scheduler.schedules import RELAY_QUEUE, ScheduleSpec
 from insightdesk.shared.clock import Clock
-from insightdesk.shared.errors import JobNotFound, QueueNotFound
+from insightdesk.shared.errors import InsightDeskError, JobNotFound, QueueNotFound
 from insightdesk.shared.queue import CronScheduler, QueueClient
 from insightdesk.shared.queue.cron import load_zone, parse_cron
 from insightdesk.shared.queue.scheduler import slot_job_id
 
 log = logging.getLogger(__name__)
 
-ACTIVE, WAITING, DISABLED = "active", "waiting", "disabled"
+ACTIVE, WAITING, DISABLED, FAILED = "active", "waiting", "disabled", "failed"
 
 
 class UnknownSchedule(LookupError):
@@ -85,6 +85,10 @@ class Scheduler:
                     spec.name,
                     Status(WAITING, f"queue {spec.engine_queue!r} does not exist yet"),
                 )
+                continue
+            except InsightDeskError as exc:  # one bad schedule must not hold up the others
+                self._set(spec.name, Status(FAILED, str(exc)))
+                log.error("schedule %s cannot be written: %s", spec.name, exc)  # noqa: TRY400
                 continue
             self._set(spec.name, Status(ACTIVE))
             log.info("schedule %s %s (%s)", spec.name, "written", spec.cron)
