@@ -31,7 +31,6 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
-
 PROCESSES = 4  # tickets API, email, scheduler, tickets worker: base port + 0..3
 OPERATOR_TOKEN = "e2e-operator-token"
 
