@@ -236,11 +236,13 @@ class Consumer:
             and len(by_queue.get(request.queue, ())) < request.limit
         }
         for worker, request in wanting:
-            if worker.stopping:  # stopped while the claim ran: what it got goes back below
-                continue
             # several workers of one queue share its claim, each up to what it asked for
             pool = by_queue.get(worker.queue, [])
             got, by_queue[worker.queue] = pool[: request.limit], pool[request.limit :]
+            if got and worker.closed:  # its runners ended while the claim ran: give them back
+                worker.stats.released += len(got)
+                self.acks.postponed.extend(Postponed(job, 0.0) for job in got)
+                continue
             if got:
                 worker.accept(got)
             worker.next_poll = now + worker.poll_interval

@@ -134,7 +134,8 @@ class Worker:
         self.claimed: dict[uuid.UUID, Job] = {}  # running or waiting: all this worker holds
         self._idle = asyncio.Event()
         self._runners: list[asyncio.Task[None]] = []
-        self.stopping = False
+        self.stopping = False  # no more claims
+        self.closed = False  # runners gone: jobs still arriving go back to the queue
         # claim scheduling, driven by the consumer loop (monotonic instants)
         self.maybe_ready = True
         self.next_due: float | None = None
@@ -166,6 +167,7 @@ class Worker:
             self._idle.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), timeout)
+        self.closed = True
         for task in self._runners:
             task.cancel()
         await asyncio.gather(*self._runners, return_exceptions=True)
