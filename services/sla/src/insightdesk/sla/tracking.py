@@ -64,9 +64,7 @@ def choose_policy(
     ordered = sorted(live, key=lambda p: (p.config.position if p.config else 0, str(p.id)))
     for record in ordered:
         assert record.config is not None
-        if not record.config.is_default and record.config.conditions.matches(
-            priority, customer_id
-        ):
+        if not record.config.is_default and record.config.conditions.matches(priority, customer_id):
             return record
     return next((p for p in ordered if p.config is not None and p.config.is_default), None)
 
@@ -147,7 +145,9 @@ def _open(clocks: list[Clock], target: SlaTargetKind) -> list[Clock]:
     return [c for c in clocks if c.target == target and c.is_open]
 
 
-def _spec(policy: SlaPolicyConfig | None, ticket: TicketState, kind: SlaTargetKind) -> TargetSpec | None:
+def _spec(
+    policy: SlaPolicyConfig | None, ticket: TicketState, kind: SlaTargetKind
+) -> TargetSpec | None:
     if policy is None:
         return None
     targets = policy.targets_for(ticket.priority)
@@ -158,6 +158,7 @@ def _new_clock(
     ticket: TicketState,
     kind: SlaTargetKind,
     cycle: int,
+    *,
     start: datetime,
     spec: TargetSpec,
     policy: PolicyRecord,
@@ -201,13 +202,24 @@ def on_message(
                 ):
                     result.note(clock, "fulfilled", at)
         spec = _spec(config, ticket, SlaTargetKind.PERIODIC_UPDATE)
-        later = [c for c in clocks if c.target == SlaTargetKind.PERIODIC_UPDATE and c.started_at >= at]
+        later = [
+            c for c in clocks if c.target == SlaTargetKind.PERIODIC_UPDATE and c.started_at >= at
+        ]
         if spec is not None and policy is not None and not later:
-            _start(ticket, clocks, SlaTargetKind.PERIODIC_UPDATE, at, spec, policy, calendars, result)
+            _start(
+                ticket,
+                clocks,
+                SlaTargetKind.PERIODIC_UPDATE,
+                at=at,
+                spec=spec,
+                policy=policy,
+                calendars=calendars,
+                result=result,
+            )
         return result
     if ticket.first_response_at is None or at <= ticket.first_response_at:
         return result  # the first-response clock covers it
-    if ticket.last_staff_message_at is not None and ticket.last_staff_message_at >= at:
+    if ticket.last_staff_message_at is not None and ticket.last_staff_message_at > at:
         return result  # already answered (the reply was delivered first)
     if _open(clocks, SlaTargetKind.NEXT_RESPONSE):
         return result  # the oldest unanswered message sets the clock
@@ -215,7 +227,16 @@ def on_message(
         return result  # a duplicate or older message than a clock already counted
     spec = _spec(config, ticket, SlaTargetKind.NEXT_RESPONSE)
     if spec is not None and policy is not None:
-        _start(ticket, clocks, SlaTargetKind.NEXT_RESPONSE, at, spec, policy, calendars, result)
+        _start(
+            ticket,
+            clocks,
+            SlaTargetKind.NEXT_RESPONSE,
+            at=at,
+            spec=spec,
+            policy=policy,
+            calendars=calendars,
+            result=result,
+        )
     return result
 
 
@@ -223,6 +244,7 @@ def _start(
     ticket: TicketState,
     clocks: list[Clock],
     kind: SlaTargetKind,
+    *,
     at: datetime,
     spec: TargetSpec,
     policy: PolicyRecord,
@@ -231,12 +253,14 @@ def _start(
 ) -> Clock:
     assert policy.config is not None
     cycle = 1 + max((c.cycle for c in clocks if c.target == kind), default=-1)
-    clock = _new_clock(ticket, kind, cycle, at, spec, policy)
+    clock = _new_clock(ticket, kind, cycle, start=at, spec=spec, policy=policy)
     clocks.append(clock)
     if ticket.status in policy.config.pause_statuses:
         clock.pause(at, calendars(clock.mode, clock.calendar_id))
     result.note(clock, "started", at)
-    result.checks += clock.reschedule(calendars(clock.mode, clock.calendar_id), policy.config.warning)
+    result.checks += clock.reschedule(
+        calendars(clock.mode, clock.calendar_id), policy.config.warning
+    )
     return clock
 
 
@@ -272,7 +296,16 @@ def reconcile(
     for kind in (SlaTargetKind.FIRST_RESPONSE, SlaTargetKind.RESOLUTION):
         spec = _spec(config, ticket, kind)
         if spec is not None and policy is not None and not any(c.target == kind for c in clocks):
-            _start(ticket, clocks, kind, ticket.created_at, spec, policy, calendars, result)
+            _start(
+                ticket,
+                clocks,
+                kind,
+                at=ticket.created_at,
+                spec=spec,
+                policy=policy,
+                calendars=calendars,
+                result=result,
+            )
     # facts that fulfil them
     for kind, done in (
         (SlaTargetKind.FIRST_RESPONSE, ticket.first_response_at),
@@ -311,5 +344,7 @@ def reconcile(
             result.note(clock, "recomputed", at)
             moved = True
         if moved:
-            result.checks += clock.reschedule(calendars(clock.mode, clock.calendar_id), config.warning)
+            result.checks += clock.reschedule(
+                calendars(clock.mode, clock.calendar_id), config.warning
+            )
     return result
