@@ -129,11 +129,11 @@ async def on_ticket_event(event: TicketEvent, *, unit: Unit, calendars: Calendar
         return False
     snap, at = event.ticket, event.occurred_at
     found = await unit.store.tickets([snap.id])
-    ticket = found.get(snap.id)
-    if ticket is None:
-        ticket = TicketState.from_snapshot(snap, at)
-    else:
-        ticket.merge(snap, at)
+    if snap.id not in found:
+        await unit.store.ensure_ticket(TicketState.from_snapshot(snap, at))
+        found = await unit.store.tickets([snap.id])
+    ticket = found[snap.id]
+    ticket.merge(snap, at)
     clocks = (await unit.store.clocks([ticket.id])).get(ticket.id, [])
     policies = await unit.store.policies(ticket.organization_id)
     policy = choose_policy(policies, ticket.priority, ticket.customer_id)

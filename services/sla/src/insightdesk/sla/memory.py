@@ -50,6 +50,9 @@ class MemoryStore:
     async def tickets(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, TicketState]:
         return {i: self.state.tickets[i] for i in ids if i in self.state.tickets}
 
+    async def ensure_ticket(self, ticket: TicketState) -> None:
+        self.state.tickets.setdefault(ticket.id, ticket)
+
     async def save_tickets(self, tickets: Sequence[TicketState]) -> None:
         for ticket in tickets:
             self.state.tickets[ticket.id] = ticket

@@ -49,6 +49,9 @@ class SlaStore(Protocol):
     async def tickets(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, TicketState]:
         """The tickets known among ``ids``, locked until the unit ends."""
 
+    async def ensure_ticket(self, ticket: TicketState) -> None:
+        """Insert the ticket unless it is known (two first events of a ticket may race)."""
+
     async def save_tickets(self, tickets: Sequence[TicketState]) -> None: ...
 
     async def clocks(self, ticket_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Clock]]:
