@@ -4,8 +4,8 @@ subscribers to the transport-free handlers (:mod:`insightdesk.sla.handlers`).
 
 Queues it consumes:
 
-* ``sla.<event>`` — one per event it follows (ticket events, ``sla_policy.changed``,
-  ``business_calendar.changed``), each subscribed to its event;
+* ``sla.tickets`` — the ticket events it follows; ``sla.config`` — ``sla_policy.changed``
+  and ``business_calendar.changed``;
 * ``sla-check`` — deadline, warning and escalation jobs, each due at its exact instant
   (``start_after``) with a singleton key per (ticket, target, cycle, deadline version);
 * ``sla-scan`` — the safety net the scheduler fires every minute.
@@ -70,18 +70,40 @@ CHECK_QUEUE_OPTIONS = QueueOptions(
 SCAN_QUEUE_OPTIONS = QueueOptions(policy=QueuePolicy.SHORT, retry_limit=0, expire_in=300)
 
 
-def event_queue(event: type[Event]) -> str:
-    """The queue an event reaches the SLA service on: ``sla.ticket.created``..."""
-    return f"sla.{event.name}"
+TICKET_QUEUE = "sla.tickets"
+"""Every ticket event the SLA service follows arrives here, in one queue."""
+CONFIG_QUEUE = "sla.config"
+"""``sla_policy.changed`` and ``business_calendar.changed``."""
+
+
+def ticket_event(body: dict[str, Any]) -> handlers.TicketEvent:
+    """The ticket event a body is, told apart by the fields only it has."""
+    for field, kind in (
+        ("message_id", TicketMessageAdded),
+        ("new_status", TicketStatusChanged),
+        ("new_priority", TicketPriorityChanged),
+        ("assigned_by", TicketAssigned),
+        ("created_by", TicketCreated),
+    ):
+        if field in body:
+            return kind.model_validate(body)
+    return TicketClosed.model_validate(body)
+
+
+def config_event(body: dict[str, Any]) -> SlaPolicyChanged | BusinessCalendarChanged:
+    if "policy_id" in body:
+        return SlaPolicyChanged.model_validate(body)
+    return BusinessCalendarChanged.model_validate(body)
 
 
 def queue_definitions() -> list[tuple[str, QueueOptions, Sequence[str]]]:
     """Every queue the service consumes: name, definition, events it is subscribed to."""
-    queues: list[tuple[str, QueueOptions, Sequence[str]]] = [
-        (event_queue(e), EVENT_QUEUE_OPTIONS, (e.name,)) for e in (*TICKET_EVENTS, *CONFIG_EVENTS)
+    return [
+        (TICKET_QUEUE, EVENT_QUEUE_OPTIONS, [e.name for e in TICKET_EVENTS]),
+        (CONFIG_QUEUE, EVENT_QUEUE_OPTIONS, [e.name for e in CONFIG_EVENTS]),
+        (CHECK_QUEUE, CHECK_QUEUE_OPTIONS, ()),
+        (SCAN_QUEUE, SCAN_QUEUE_OPTIONS, ()),
     ]
-    queues += [(CHECK_QUEUE, CHECK_QUEUE_OPTIONS, ()), (SCAN_QUEUE, SCAN_QUEUE_OPTIONS, ())]
-    return queues
 
 
 def build_broker(
@@ -105,7 +127,7 @@ def build_broker(
     broker = broker or PgBroker(
         settings.database_url or "",
         schema=settings.queue_schema,
-        max_size=4,
+        max_size=len(queue_definitions()) + 2,  # a connection per consumed queue
         queue_metrics=queue_metrics,
         graceful_timeout=settings.shutdown_timeout,
         middlewares=middlewares,
@@ -120,49 +142,33 @@ def build_broker(
         else None
     )
 
-    async def ticket_event(event: Any) -> None:
+    @broker.subscriber(
+        TICKET_QUEUE,
+        events=[e.name for e in TICKET_EVENTS],
+        concurrency=settings.event_concurrency,
+        policy=EVENT_QUEUE_OPTIONS,
+        description="Ticket events: the ticket's SLA clocks follow them",
+    )
+    async def on_ticket(body: dict[str, Any]) -> dict[str, bool]:
+        event = ticket_event(body)
         async with open_unit() as unit:
-            await handlers.on_ticket_event(event, unit=unit, calendars=calendars)
-
-    def on(event_type: type[Event]) -> None:
-        # FastStream reads the body model from the annotation: one handler per event type
-        async def handle(body: Any) -> None:
-            await ticket_event(event_type.model_validate(body))
-
-        broker.subscriber(
-            event_queue(event_type),
-            events=[event_type.name],
-            concurrency=settings.event_concurrency,
-            policy=EVENT_QUEUE_OPTIONS,
-            title=event_queue(event_type),
-            description=f"{event_type.name}: the ticket's SLA clocks follow it",
-        )(handle)
-
-    for event_type in TICKET_EVENTS:
-        on(event_type)
+            applied = await handlers.on_ticket_event(event, unit=unit, calendars=calendars)
+        return {"applied": applied}
 
     @broker.subscriber(
-        event_queue(SlaPolicyChanged),
-        events=[SlaPolicyChanged.name],
+        CONFIG_QUEUE,
+        events=[e.name for e in CONFIG_EVENTS],
         concurrency=1,
         policy=EVENT_QUEUE_OPTIONS,
-        description="sla_policy.changed: store the copy, re-deadline open clocks",
+        description="Policy and calendar changes: store the copy, re-deadline open clocks",
     )
-    async def policy_changed(event: SlaPolicyChanged) -> dict[str, int]:
+    async def on_config(body: dict[str, Any]) -> dict[str, int]:
+        event = config_event(body)
         async with open_unit() as unit:
-            count = await handlers.on_policy_changed(event, unit=unit, calendars=calendars)
-        return {"tickets_recomputed": count}
-
-    @broker.subscriber(
-        event_queue(BusinessCalendarChanged),
-        events=[BusinessCalendarChanged.name],
-        concurrency=1,
-        policy=EVENT_QUEUE_OPTIONS,
-        description="business_calendar.changed: store the copy, re-deadline open clocks",
-    )
-    async def calendar_changed(event: BusinessCalendarChanged) -> dict[str, int]:
-        async with open_unit() as unit:
-            count = await handlers.on_calendar_changed(event, unit=unit, calendars=calendars)
+            if isinstance(event, SlaPolicyChanged):
+                count = await handlers.on_policy_changed(event, unit=unit, calendars=calendars)
+            else:
+                count = await handlers.on_calendar_changed(event, unit=unit, calendars=calendars)
         return {"tickets_recomputed": count}
 
     @broker.subscriber(

@@ -43,7 +43,7 @@ CREATE TABLE {schema}.tickets (
     sequence bigint NOT NULL DEFAULT 0
 );
 
--- one clock per ticket, target and cycle; pauses: [{"paused_at", "resumed_at"}]
+-- one clock per ticket, target and cycle; pauses: a JSON array of (paused_at, resumed_at)
 CREATE TABLE {schema}.clocks (
     ticket_id uuid NOT NULL REFERENCES {schema}.tickets (id),
     target text NOT NULL,
