@@ -44,6 +44,7 @@ def default_services(data: Path, base_port: int) -> list[ServiceSpec]:
             base_port + 1,
             (("EMAIL_PROVIDER", "file"), ("EMAIL_OUTBOX_DIR", mail_dir)),
         ),
+        ServiceSpec("sla", "SLA_HTTP_PORT", base_port + 4),
     ]
 
 

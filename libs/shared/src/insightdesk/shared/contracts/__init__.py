@@ -29,6 +29,14 @@ from insightdesk.shared.contracts.events import (
     UserRef,
     UserRegistered,
 )
+from insightdesk.shared.contracts.organizations import (
+    ORGANIZATION_EVENTS,
+    OrganizationCreated,
+    OrganizationSnapshot,
+    OrganizationUpdated,
+)
+from insightdesk.shared.contracts.scheduling import MaintenanceCleanupRequested, ScheduledTick
+
 from insightdesk.shared.contracts.sla import (
     SLA_EVENTS,
     BusinessCalendarChanged,
@@ -53,6 +61,7 @@ from insightdesk.shared.contracts.sla import (
 
 __all__ = [
     "ALL_EVENTS",
+    "ORGANIZATION_EVENTS",
     "SLA_EVENTS",
     "TEMPLATE_CONTEXTS",
     "BusinessCalendarChanged",
@@ -69,7 +78,12 @@ __all__ = [
     "PolicyConditions",
     "PriorityTargets",
     "Recipient",
+    "MaintenanceCleanupRequested",
+    "OrganizationCreated",
+    "OrganizationSnapshot",
+    "OrganizationUpdated",
     "Role",
+    "ScheduledTick",
     "SendEmail",
     "SlaBreached",
     "SlaClockChanged",
