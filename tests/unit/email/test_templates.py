@@ -52,8 +52,10 @@ def renderer() -> TemplateRenderer:
     return TemplateRenderer()
 
 
-def test_the_four_templates_exist(renderer: TemplateRenderer) -> None:
+def test_the_six_templates_exist(renderer: TemplateRenderer) -> None:
     assert renderer.templates == (
+        "sla-breached",
+        "sla-warning",
         "ticket-assigned",
         "ticket-new-message",
         "ticket-status-change",

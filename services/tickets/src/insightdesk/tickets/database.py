@@ -19,6 +19,7 @@ from insightdesk.shared.queue import QueueClient
 from insightdesk.shared.service import migrate_service
 from insightdesk.tickets.models import SCHEMA
 from insightdesk.tickets.settings import TicketsSettings
+from insightdesk.tickets.sla_consumers import declare_sla_queues
 
 SENDS_TO = (SendEmail.queue,)
 """Queues this service sends commands to; ``migrate`` and start-up make sure they exist."""
@@ -62,3 +63,4 @@ async def migrate(settings: TicketsSettings) -> None:
 async def declare_queues(client: QueueClient) -> None:
     for queue in SENDS_TO:
         await client.ensure_queue(queue)
+    await declare_sla_queues(client)
