@@ -150,7 +150,9 @@ async def test_configuration_copies_keep_the_newest_version(units: UnitFactory) 
 async def test_open_tickets_and_overdue_checks(units: UnitFactory) -> None:
     cal = uuid.uuid4()
     a, b, c = ticket(), ticket(), ticket(organization_id=uuid.uuid4())
+    closed = ticket(closed_at=T0)
     async with units() as unit:
+        await unit.store.ensure_ticket(closed)
         for t in (a, b, c):
             await unit.store.ensure_ticket(t)
         await unit.store.save_clocks(
@@ -161,7 +163,9 @@ async def test_open_tickets_and_overdue_checks(units: UnitFactory) -> None:
             ]
         )
     async with units() as unit:
-        assert await unit.store.open_tickets(organization_id=ORG) == [a.id]
+        assert sorted(await unit.store.open_tickets(organization_id=ORG), key=str) == sorted(
+            [a.id, b.id], key=str
+        )
         assert sorted(await unit.store.open_tickets(calendar_id=cal), key=str) == sorted(
             [a.id, c.id], key=str
         )

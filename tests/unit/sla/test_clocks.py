@@ -289,3 +289,13 @@ async def test_warning_minutes_before() -> None:
     assert [(w.target, w.occurred_at) for w in h.warnings()] == [
         ("first_response", t.created_at + 55 * MINUTE)
     ]
+
+
+async def test_a_policy_arriving_after_the_ticket_starts_its_clocks() -> None:
+    h = Harness()
+    t = TicketStory(h)
+    await h.deliver(t.created())
+    assert h.targets(t.id) == {}
+    await h.advance(10 * MINUTE)
+    await h.set_policy(policy())
+    assert h.targets(t.id)["first_response"].due_at == t.created_at + 60 * MINUTE

@@ -123,11 +123,15 @@ class MemoryStore:
         calendar_id: uuid.UUID | None = None,
     ) -> list[uuid.UUID]:
         found = {
+            t.id
+            for t in self.state.tickets.values()
+            if organization_id is not None
+            and t.organization_id == organization_id
+            and t.closed_at is None
+        } | {
             c.ticket_id
             for c in self.state.clocks.values()
-            if c.is_open
-            and (organization_id is None or c.organization_id == organization_id)
-            and (calendar_id is None or c.calendar_id == calendar_id)
+            if calendar_id is not None and c.is_open and c.calendar_id == calendar_id
         }
         return sorted(found, key=str)
 

@@ -91,7 +91,8 @@ class SlaStore(Protocol):
         organization_id: uuid.UUID | None = None,
         calendar_id: uuid.UUID | None = None,
     ) -> list[uuid.UUID]:
-        """Tickets with an open clock: of an organization, or running on a calendar."""
+        """The open (not closed) tickets of an organization; the tickets with an open clock on
+        a calendar."""
 
     async def overdue(self, now: datetime, limit: int) -> list[Check]:
         """Deadline and warning checks of running clocks that are due by ``now`` and not yet

@@ -100,7 +100,7 @@ class SlaRepository:
             )
             .returning(col(TicketSlaRow.ticket_id))
         )
-        result = await self.session.execute(statement)
+        result = await self.session.exec(statement)
         return result.first() is not None
 
     async def targets(self, ticket_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, TicketSlaRow]:

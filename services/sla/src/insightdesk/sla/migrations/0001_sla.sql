@@ -42,6 +42,8 @@ CREATE TABLE {schema}.tickets (
     policy_id uuid,
     sequence bigint NOT NULL DEFAULT 0
 );
+CREATE INDEX tickets_open_organization_idx ON {schema}.tickets (organization_id)
+    WHERE closed_at IS NULL;
 
 -- one clock per ticket, target and cycle; pauses: a JSON array of (paused_at, resumed_at)
 CREATE TABLE {schema}.clocks (
