@@ -193,12 +193,12 @@ async def _settle(
                     )
                 )
                 await unit.outbox.publish(_breached(clock, ticket, at, level=0, notify=None))
+    if result.changed or always_publish:
+        await _publish_targets(unit, ticket, clocks, lookup, at)
     await unit.store.save_tickets([ticket])
     await unit.store.save_clocks(result.changed)
     await unit.outbox.schedule(result.checks)
     await unit.store.append_log(entries)
-    if result.changed or always_publish:
-        await _publish_targets(unit, ticket, clocks, lookup, at)
 
 
 def _detail(clock: Clock) -> dict[str, object]:
@@ -214,8 +214,8 @@ def _detail(clock: Clock) -> dict[str, object]:
 async def _publish_targets(
     unit: Unit, ticket: TicketState, clocks: Sequence[Clock], lookup: _Lookup, at: datetime
 ) -> None:
+    """Publish the ticket's current targets (the caller saves the ticket's new sequence)."""
     ticket.sequence += 1
-    await unit.store.save_tickets([ticket])
     latest: dict[SlaTargetKind, Clock] = {}
     for clock in clocks:
         if clock.target not in latest or clock.cycle > latest[clock.target].cycle:
@@ -350,6 +350,7 @@ async def _recompute(
     await unit.store.append_log(entries)
     for ticket, clocks in touched:
         await _publish_targets(unit, ticket, clocks, lookup, at)
+    await unit.store.save_tickets([ticket for ticket, _ in touched])
     return len(touched)
 
 
@@ -439,6 +440,7 @@ async def run_check(
     await unit.store.save_clocks([clock])
     await unit.store.append_log(entries)
     await _publish_targets(unit, ticket, clocks, lookup, now)
+    await unit.store.save_tickets([ticket])
     return CheckResult("done")
 
 
