@@ -100,11 +100,10 @@ class PgStore:
         await self._rows("ensure_ticket", _ticket_params(ticket))
 
     async def save_tickets(self, tickets: Sequence[TicketState]) -> None:
-        if tickets:
-            async with self.conn.cursor() as cur:
-                await cur.executemany(
-                    statement("save_ticket", self.schema), [_ticket_params(t) for t in tickets]
-                )
+        unique = {t.id: t for t in tickets}  # the last one wins
+        if unique:
+            rows = [_ticket_params(t) for t in unique.values()]
+            await self._rows("save_tickets", _columns(rows))
 
     async def clocks(self, ticket_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Clock]]:
         found: dict[uuid.UUID, list[Clock]] = {}
@@ -113,11 +112,10 @@ class PgStore:
         return found
 
     async def save_clocks(self, clocks: Sequence[Clock]) -> None:
-        if clocks:
-            async with self.conn.cursor() as cur:
-                await cur.executemany(
-                    statement("save_clock", self.schema), [_clock_params(c) for c in clocks]
-                )
+        unique = {(c.ticket_id, c.target, c.cycle): c for c in clocks}  # the last one wins
+        if unique:
+            rows = [_clock_params(c) for c in unique.values()]
+            await self._rows("save_clocks", _columns(rows))
 
     async def record_breach(self, clock: Clock, at: datetime) -> bool:
         return await self._inserted(
@@ -160,21 +158,18 @@ class PgStore:
 
     async def append_log(self, entries: Sequence[LogEntry]) -> None:
         if entries:
-            async with self.conn.cursor() as cur:
-                await cur.executemany(
-                    statement("append_log", self.schema),
-                    [
-                        {
-                            "ticket_id": e.ticket_id,
-                            "at": e.at,
-                            "kind": e.kind,
-                            "target": e.target.value if e.target else None,
-                            "cycle": e.cycle,
-                            "detail": Jsonb(e.detail) if e.detail is not None else None,
-                        }
-                        for e in entries
-                    ],
-                )
+            rows = [
+                {
+                    "ticket_id": e.ticket_id,
+                    "at": e.at,
+                    "kind": e.kind,
+                    "target": e.target.value if e.target else None,
+                    "cycle": e.cycle,
+                    "detail": Jsonb(e.detail) if e.detail is not None else None,
+                }
+                for e in entries
+            ]
+            await self._rows("append_log", _columns(rows))
 
     async def log(self, ticket_id: uuid.UUID) -> list[LogEntry]:
         return [
@@ -258,6 +253,11 @@ class PgStore:
             )
             for r in await self._rows("overdue", {"now": now, "limit": limit})
         ]
+
+
+def _columns(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Rows as one list per column: the arrays an ``unnest(...)`` statement takes."""
+    return {key: [row[key] for row in rows] for key in rows[0]}
 
 
 def _ticket_params(t: TicketState) -> dict[str, Any]:

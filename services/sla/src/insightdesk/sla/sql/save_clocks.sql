@@ -1,10 +1,15 @@
+-- upsert many clocks in one statement (one array per column; keys unique within the call)
 INSERT INTO {schema}.clocks (
     ticket_id, target, cycle, organization_id, policy_id, calendar_id, mode, state, started_at,
     budget, used, since, due_at, warn_at, version, finished_at, warned, breached, pauses
-) VALUES (
-    %(ticket_id)s, %(target)s, %(cycle)s, %(organization_id)s, %(policy_id)s, %(calendar_id)s,
-    %(mode)s, %(state)s, %(started_at)s, %(budget)s, %(used)s, %(since)s, %(due_at)s,
-    %(warn_at)s, %(version)s, %(finished_at)s, %(warned)s, %(breached)s, %(pauses)s
+)
+SELECT * FROM unnest(
+    %(ticket_id)s::uuid[], %(target)s::text[], %(cycle)s::int[], %(organization_id)s::uuid[],
+    %(policy_id)s::uuid[], %(calendar_id)s::uuid[], %(mode)s::text[], %(state)s::text[],
+    %(started_at)s::timestamptz[], %(budget)s::interval[], %(used)s::interval[],
+    %(since)s::timestamptz[], %(due_at)s::timestamptz[], %(warn_at)s::timestamptz[],
+    %(version)s::int[], %(finished_at)s::timestamptz[], %(warned)s::bool[],
+    %(breached)s::bool[], %(pauses)s::jsonb[]
 )
 ON CONFLICT (ticket_id, target, cycle) DO UPDATE SET
     policy_id = EXCLUDED.policy_id,

@@ -1,10 +1,14 @@
+-- upsert many tickets in one statement (one array per column; ids unique within the call)
 INSERT INTO {schema}.tickets (
     id, organization_id, customer_id, status, priority, created_at, snapshot_at,
     first_response_at, resolved_at, closed_at, last_staff_message_at, policy_id, sequence
-) VALUES (
-    %(id)s, %(organization_id)s, %(customer_id)s, %(status)s, %(priority)s, %(created_at)s,
-    %(snapshot_at)s, %(first_response_at)s, %(resolved_at)s, %(closed_at)s,
-    %(last_staff_message_at)s, %(policy_id)s, %(sequence)s
+)
+SELECT * FROM unnest(
+    %(id)s::uuid[], %(organization_id)s::uuid[], %(customer_id)s::uuid[], %(status)s::text[],
+    %(priority)s::text[], %(created_at)s::timestamptz[], %(snapshot_at)s::timestamptz[],
+    %(first_response_at)s::timestamptz[], %(resolved_at)s::timestamptz[],
+    %(closed_at)s::timestamptz[], %(last_staff_message_at)s::timestamptz[],
+    %(policy_id)s::uuid[], %(sequence)s::bigint[]
 )
 ON CONFLICT (id) DO UPDATE SET
     status = EXCLUDED.status,
