@@ -393,7 +393,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     out["primitives"] = primitives()
     async with scratch_database(args.dsn) as dsn:
         await migrate(SlaSettings(database_url=dsn, environment="test"))
-        out["recompute"] = await recompute(dsn, args.clocks)
+        out["recompute"] = await recompute(dsn, args.clocks, args.rounds)
     async with scratch_database(args.dsn) as dsn:
         await migrate(SlaSettings(database_url=dsn, environment="test"))
         out["precision"] = await precision(dsn, args.deadlines, args.spread)
@@ -404,6 +404,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--clocks", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=2, help="calendar edits timed")
     parser.add_argument("--deadlines", type=int, default=1_000)
     parser.add_argument("--spread", type=float, default=60.0)
     parser.add_argument("--out", type=Path, default=Path("bench/results-sla.json"))

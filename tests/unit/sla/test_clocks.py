@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
 
 from insightdesk.shared.contracts import (
     BusinessCalendarConfig,
@@ -299,3 +302,60 @@ async def test_a_policy_arriving_after_the_ticket_starts_its_clocks() -> None:
     await h.advance(10 * MINUTE)
     await h.set_policy(policy())
     assert h.targets(t.id)["first_response"].due_at == t.created_at + 60 * MINUTE
+
+
+def zone_office(zone: str) -> BusinessCalendarConfig:
+    days = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    return BusinessCalendarConfig.model_validate(
+        {
+            "name": "round the clock but 03:00-04:00",
+            "time_zone": zone,
+            "hours": {d: [{"start": "04:00", "end": "03:00"}] for d in days},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("zone", "spring_sunday"),
+    [
+        ("Europe/Berlin", datetime(2026, 3, 29, tzinfo=UTC)),
+        ("America/New_York", datetime(2026, 3, 8, tzinfo=UTC)),
+    ],
+)
+async def test_a_dst_week_counts_the_hours_that_happen(zone: str, spring_sunday: datetime) -> None:
+    """Open 04:00-03:00 local every day (23 wall-clock hours, past midnight): the night of the
+    spring switch (02:00 -> 03:00) has one real hour less of business time, so a deadline
+    across it lands one hour later in UTC than plain arithmetic says, and a week of clocks
+    stays exact through it."""
+    tz = ZoneInfo(zone)
+    saturday = spring_sunday.date() - timedelta(days=1)
+    saturday_noon = datetime(saturday.year, saturday.month, saturday.day, 12, tzinfo=tz)
+    h = Harness(saturday_noon.astimezone(UTC))
+    cid = await h.set_calendar(zone_office(zone))
+    await h.set_policy(
+        policy(
+            calendar_id=cid,
+            targets=[
+                {
+                    "priority": "normal",
+                    "first_response": {"minutes": 24 * 60},
+                    "resolution": {"minutes": 7 * 23 * 60 - 60},
+                }
+            ],
+        )
+    )
+    t = TicketStory(h)
+    await h.deliver(t.created())
+    first = h.targets(t.id)["first_response"].due_at
+    # Sat 12:00-Sun 03:00 is 15 wall hours but 14 real ones (the switch); Sun 04:00-14:00 the
+    # other 10: due Sunday 14:00 local, not 13:00
+    assert first == datetime(
+        spring_sunday.year, spring_sunday.month, spring_sunday.day, 14, tzinfo=tz
+    )
+    # 160 h: 14 h to Sunday 03:00, six full days of 23 h (138 h), 8 h on the next Saturday
+    next_saturday = saturday + timedelta(days=7)
+    assert h.targets(t.id)["resolution"].due_at == datetime(
+        next_saturday.year, next_saturday.month, next_saturday.day, 12, tzinfo=tz
+    )
+    await h.advance(timedelta(days=8))
+    assert [b.target for b in h.breaches()] == ["first_response", "resolution"]

@@ -61,12 +61,17 @@ class BusinessCalendar:
     _cache: dict[date, tuple[tuple[datetime, datetime], ...]] = field(
         default_factory=dict, repr=False
     )
+    _plain: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         for spans in (*self.week.values(), *self.overrides.values()):
             for start, end in spans:
                 if not 0 <= start < end <= 2 * MINUTES_PER_DAY:
                     raise ValueError(f"bad span {(start, end)}: need 0 <= start < end <= 2880")
+        always = all(tuple(self.week.get(d, ())) == ((0, MINUTES_PER_DAY),) for d in range(7)) and (
+            not self.overrides and self.is_holiday is _no_holidays
+        )
+        object.__setattr__(self, "_plain", always)  # 24x7: business time is plain time
 
     # ------------------------------------------------------------------ periods
 
@@ -140,6 +145,8 @@ class BusinessCalendar:
         total = timedelta(0)
         if b <= a:
             return total
+        if self._plain:  # in UTC: subtracting in one zone would be wall-clock arithmetic
+            return b.astimezone(UTC) - a.astimezone(UTC)
         for start, end in self.periods(a, b):
             if start >= b:
                 break
@@ -162,6 +169,8 @@ class BusinessCalendar:
             raise ValueError(f"minutes must be >= 0, got {minutes!r}")
         if not left:
             return start
+        if self._plain:
+            return start.astimezone(UTC) + left
         for a, b in self.periods(start):
             length = b - a
             if length >= left:
