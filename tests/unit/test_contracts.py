@@ -87,6 +87,7 @@ def test_template_contexts_are_flat_and_leave_out_unset_optional_keys() -> None:
         "ticket-new-message",
         "ticket-status-change",
         "ticket-assigned",
+        "ticket-closed",
         "sla-warning",
         "sla-breached",
     }
@@ -113,6 +114,7 @@ def test_template_context_fields_added_later_have_defaults() -> None:
             "changed_by_name",
         },
         "ticket-assigned": {"recipient_name", "ticket_id", "ticket_subject", "assigned_by_name"},
+        "ticket-closed": {"recipient_name", "ticket_id", "ticket_subject", "resolved_days"},
         "sla-warning": {"recipient_name", "ticket_id", "ticket_subject", "target", "due_at"},
         "sla-breached": {"recipient_name", "ticket_id", "ticket_subject", "target", "due_at"},
     }

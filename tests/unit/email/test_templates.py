@@ -44,6 +44,7 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         **TICKET,
         "assigned_by_name": "Bob",
     },
+    "ticket-closed": {"recipient_name": "Ada", **TICKET, "resolved_days": 8},
 }
 
 
@@ -52,11 +53,12 @@ def renderer() -> TemplateRenderer:
     return TemplateRenderer()
 
 
-def test_the_six_templates_exist(renderer: TemplateRenderer) -> None:
+def test_the_seven_templates_exist(renderer: TemplateRenderer) -> None:
     assert renderer.templates == (
         "sla-breached",
         "sla-warning",
         "ticket-assigned",
+        "ticket-closed",
         "ticket-new-message",
         "ticket-status-change",
         "welcome",

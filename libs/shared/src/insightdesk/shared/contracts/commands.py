@@ -83,6 +83,17 @@ class TicketAssignedContext(Contract):
     ticket_url: str | None = None
 
 
+class TicketClosedContext(Contract):
+    """``ticket-closed``: the recipient's resolved ticket was closed automatically."""
+
+    recipient_name: str
+    ticket_id: str
+    ticket_subject: str
+    resolved_days: int
+    """How many days the ticket had been resolved (the organization's auto-close setting)."""
+    ticket_url: str | None = None
+
+
 class SlaWarningContext(Contract):
     """``sla-warning``: a ticket's SLA target is close to its deadline."""
 
@@ -115,6 +126,7 @@ TEMPLATE_CONTEXTS: dict[str, type[Contract]] = {
     "ticket-new-message": TicketNewMessageContext,
     "ticket-status-change": TicketStatusChangeContext,
     "ticket-assigned": TicketAssignedContext,
+    "ticket-closed": TicketClosedContext,
     "sla-warning": SlaWarningContext,
     "sla-breached": SlaBreachedContext,
 }
