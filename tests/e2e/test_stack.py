@@ -27,7 +27,7 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
-PROCESSES = 4  # tickets API, email, scheduler, tickets worker: base port + 0..3
+PROCESSES = 5  # tickets API, email, scheduler, tickets worker, sla: base port + 0..4
 OPERATOR_TOKEN = "e2e-operator-token"
 
 
@@ -48,7 +48,7 @@ def _free_port_run(count: int = PROCESSES) -> int:
     raise RuntimeError(f"no {count} free adjacent ports")
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the stack exited while starting"
@@ -65,6 +65,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -
 def stack(db_dsn: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     port = _free_port_run()
     env = {**os.environ, "DATABASE_URL": db_dsn, "SCHEDULER_OPERATOR_TOKEN": OPERATOR_TOKEN}
+    log = (tmp_path / "runner.log").open("wb")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -78,7 +79,7 @@ def stack(db_dsn: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
             "10",
         ],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,  # a file, not a pipe nobody reads while the stack runs: it would fill up
         stderr=subprocess.STDOUT,
     )
     try:
@@ -88,11 +89,14 @@ def stack(db_dsn: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     finally:
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         try:
-            out, _ = proc.communicate(timeout=30)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            out, _ = proc.communicate()
+            proc.wait()
             raise AssertionError("the runner did not stop within 30s") from None
+        finally:
+            log.close()
+        out = (tmp_path / "runner.log").read_bytes()
         assert proc.returncode == 0, out.decode(errors="replace")
 
 
@@ -105,6 +109,7 @@ def _mails(outbox: Path) -> list[email.message.EmailMessage]:
     return found
 
 
+@pytest.mark.timeout(300)  # five services migrate and start first; slow on a busy machine
 def test_customer_message_mails_the_agent_once_with_the_request_trace(
     stack: tuple[str, Path],
 ) -> None:
@@ -173,6 +178,7 @@ def test_customer_message_mails_the_agent_once_with_the_request_trace(
     assert welcome, "registration sends a welcome mail"
 
 
+@pytest.mark.timeout(300)  # five services migrate and start first; slow on a busy machine
 def test_auto_close_run_by_hand_closes_an_old_resolved_ticket_and_mails_the_customer_once(
     stack: tuple[str, Path], db_dsn: str
 ) -> None:
