@@ -53,8 +53,10 @@ def renderer() -> TemplateRenderer:
     return TemplateRenderer()
 
 
-def test_the_five_templates_exist(renderer: TemplateRenderer) -> None:
+def test_the_seven_templates_exist(renderer: TemplateRenderer) -> None:
     assert renderer.templates == (
+        "sla-breached",
+        "sla-warning",
         "ticket-assigned",
         "ticket-closed",
         "ticket-new-message",

@@ -59,6 +59,7 @@ def default_services(data: Path, base_port: int) -> list[ServiceSpec]:
         ),
         ServiceSpec("scheduler", "SCHEDULER_HTTP_PORT", base_port + 2),
         ServiceSpec("tickets", "TICKETS_WORKER_HTTP_PORT", base_port + 3, process="worker"),
+        ServiceSpec("sla", "SLA_HTTP_PORT", base_port + 4),
     ]
 
 

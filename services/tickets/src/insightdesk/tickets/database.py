@@ -19,6 +19,7 @@ from insightdesk.shared.queue import QueueClient, QueueOptions
 from insightdesk.shared.service import migrate_service
 from insightdesk.tickets.models import SCHEMA
 from insightdesk.tickets.settings import TicketsSettings
+from insightdesk.tickets.sla_consumers import declare_sla_queues
 
 SENDS_TO = (SendEmail.queue,)
 """Queues this service sends commands to; ``migrate`` and start-up make sure they exist."""
@@ -74,3 +75,4 @@ async def declare_queues(client: QueueClient) -> None:
     await client.create_queue(ACTIONS_QUEUE, ACTIONS_OPTIONS)
     await client.create_queue(MAINTENANCE_QUEUE, MAINTENANCE_OPTIONS)
     await client.subscribe(CLEANUP_EVENT, MAINTENANCE_QUEUE)
+    await declare_sla_queues(client)

@@ -4,7 +4,9 @@
   schedule fires ``{"action": "auto-close"}`` hourly):
   :func:`~insightdesk.tickets.lifecycle.auto_close`;
 * queue ``tickets-maintenance``, subscribed to ``maintenance.cleanup_requested``:
-  :func:`~insightdesk.tickets.lifecycle.archive_closed`.
+  :func:`~insightdesk.tickets.lifecycle.archive_closed`;
+* queues ``tickets.sla-targets`` (``sla.clock_changed``) and ``tickets.sla-alerts``
+  (``sla.warning``, ``sla.breached``): :mod:`insightdesk.tickets.sla_consumers`.
 
 Its own psycopg pool for the ``tickets`` schema; the broker's pool for the queue.
 """
@@ -19,6 +21,8 @@ from typing import Any
 import psycopg
 from faststream.asgi import AsgiFastStream
 from psycopg_pool import AsyncConnectionPool
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from insightdesk.shared.contracts import Contract, MaintenanceCleanupRequested
 from insightdesk.shared.errors import DatabaseError
@@ -37,10 +41,12 @@ from insightdesk.tickets.database import (
     CLEANUP_EVENT,
     MAINTENANCE_OPTIONS,
     MAINTENANCE_QUEUE,
+    make_engine,
 )
 from insightdesk.tickets.lifecycle import archive_closed, auto_close
 from insightdesk.tickets.lifecycle_store import PgLifecycleStore
 from insightdesk.tickets.settings import TicketsSettings
+from insightdesk.tickets.sla_consumers import register_sla_consumers
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +65,23 @@ def build_worker_broker(
     *,
     ctx: ProcessContext,
     queue_metrics: QueueMetrics | None = None,
+    sessions: async_sessionmaker[AsyncSession] | None = None,
 ) -> PgBroker:
     broker = PgBroker(
         settings.require_database_url(),
         schema=settings.queue_schema,
-        max_size=4,
+        max_size=6,  # a connection per consumed queue, and room to publish
         queue_metrics=queue_metrics,
         graceful_timeout=settings.shutdown_timeout,
         middlewares=[
             PgTelemetryMiddleware(tracer_provider=ctx.tracer_provider),
             PgPrometheusMiddleware(registry=ctx.registry, app_name="tickets-worker"),
         ],
-        description="InsightDesk tickets worker: auto-close and cleanup",
+        description="InsightDesk tickets worker: auto-close, cleanup, SLA targets and alerts",
     )
     store = PgLifecycleStore(store_pool, broker)
+    if sessions is not None:
+        register_sla_consumers(broker, sessions)
 
     @broker.subscriber(ACTIONS_QUEUE, concurrency=1, policy=ACTIONS_OPTIONS, title="ticket-actions")
     async def ticket_action(body: TicketAction) -> dict[str, object]:
@@ -120,9 +129,14 @@ async def worker_process(
         await pool.open(wait=True, timeout=30)
     except psycopg.Error as exc:
         raise DatabaseError(f"cannot connect to the database: {exc}") from exc
+    # the SLA consumers use the service's SQLAlchemy models (tickets schema) on their own engine
+    engine = make_engine(settings.require_database_url(), pool_size=2, max_overflow=2)
+    sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
     try:
         queue_metrics = QueueMetrics(registry=ctx.registry)
-        broker = build_worker_broker(settings, pool, ctx=ctx, queue_metrics=queue_metrics)
+        broker = build_worker_broker(
+            settings, pool, ctx=ctx, queue_metrics=queue_metrics, sessions=sessions
+        )
 
         async def broker_answers() -> bool:
             return broker.running and await broker.ping(settings.ready_timeout)
@@ -141,4 +155,5 @@ async def worker_process(
         ctx.health.scrape_hooks.append(refresh_queue_metrics)
         yield make_asgi_app(broker, title="InsightDesk tickets worker", queue_metrics=queue_metrics)
     finally:
+        await engine.dispose()
         await pool.close()
