@@ -7,9 +7,7 @@ trace id in and maps the errors raised here onto the queue (see :mod:`insightdes
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace
@@ -23,11 +21,10 @@ from insightdesk.email.errors import (
 from insightdesk.email.messages import DeliveryReceipt, compose, message_id_for
 from insightdesk.email.providers.base import EmailProvider
 from insightdesk.email.templates import TemplateRenderer
+from insightdesk.shared.clock import Clock, SystemClock
 from insightdesk.shared.contracts import EmailDelivered, EmailFailed, SendEmail
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+SYSTEM_CLOCK = SystemClock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +67,7 @@ async def send_email(
     message_id_domain: str,
     attempt: JobAttempt,
     lease_seconds: float = 120.0,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> DeliveryOutcome:
     """Deliver ``command`` at most once per idempotency key.
 
@@ -106,7 +103,7 @@ async def send_email(
             idempotency_key=key,
             message_id=request.message_id,
             trace_id=attempt.trace_id,
-            now=clock(),
+            now=clock.now(),
         )
     except PermanentDeliveryError as exc:
         await _failed(
@@ -167,10 +164,10 @@ async def _delivered(
     claim: Claim,
     command: SendEmail,
     receipt: DeliveryReceipt,
-    clock: Callable[[], datetime],
+    clock: Clock,
 ) -> None:
     event = EmailDelivered(
-        occurred_at=clock(),
+        occurred_at=clock.now(),
         idempotency_key=command.idempotency_key,
         to=command.to,
         template=command.template,
@@ -187,10 +184,10 @@ async def _failed(
     claim: Claim,
     command: SendEmail,
     error: str,
-    clock: Callable[[], datetime],
+    clock: Clock,
 ) -> None:
     event = EmailFailed(
-        occurred_at=clock(),
+        occurred_at=clock.now(),
         idempotency_key=command.idempotency_key,
         to=command.to,
         template=command.template,

@@ -39,6 +39,12 @@ class EmailSettings(ServiceSettings):
 
     outbox_dir: Path = Path(".local/mail")
 
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+    """Connections of the service's own pool (the delivery log in schema ``email``); the
+    broker keeps its own pool for the queue."""
+    ready_timeout: float = Field(default=2.0, gt=0)
+    """How long ``/readyz`` waits for the database and the broker."""
+
     smtp_host: str = "localhost"
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_username: str | None = None

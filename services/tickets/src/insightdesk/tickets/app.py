@@ -10,9 +10,8 @@ Nothing connects before the lifespan starts.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -21,10 +20,14 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from insightdesk.shared.clock import Clock, SystemClock
+from insightdesk.shared.health import Health
 from insightdesk.shared.queue.broker import PgBroker, PgPrometheusMiddleware, PgTelemetryMiddleware
+from insightdesk.shared.service import ProcessContext
 from insightdesk.shared.telemetry import configure_tracing
 from insightdesk.tickets.api import accounts, operations, tickets
 from insightdesk.tickets.api.dependencies import Runtime
+from insightdesk.tickets.api.operations import broker_answers, database_answers
 from insightdesk.tickets.api.problems import install_problem_handlers
 from insightdesk.tickets.database import SENDS_TO, make_engine
 from insightdesk.tickets.metrics import HttpMetrics
@@ -41,24 +44,37 @@ token's organization. Each change publishes its domain event (`ticket.created`,
 `ticket.closed`, `user.registered`) and its notification e-mails in the same transaction."""
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+@asynccontextmanager
+async def api_process(settings: TicketsSettings, ctx: ProcessContext) -> AsyncIterator[FastAPI]:
+    """The ``api`` process for :mod:`insightdesk.shared.service`: the app on the entry's tracing,
+    clock, readiness and metrics registry (the pools open and close with the app's lifespan)."""
+    yield create_app(
+        settings,
+        tracer_provider=ctx.tracer_provider,
+        clock=ctx.clock,
+        health=ctx.health,
+        registry=ctx.registry,
+    )
 
 
 def create_app(
     settings: TicketsSettings,
     *,
     tracer_provider: TracerProvider | None = None,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock | None = None,
+    health: Health | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     """The tickets ASGI app. ``tracer_provider`` replaces the one built from the settings
-    (tests pass their own); ``clock`` gives each request its ``now``."""
+    (tests pass their own); ``clock`` gives each request its ``now``; ``health`` gets the
+    readiness checks (database, broker) and ``registry`` the metrics."""
     dsn = settings.require_database_url()
     owns_provider = tracer_provider is None
     provider = tracer_provider or configure_tracing(
         SERVICE, spans_file=settings.spans_file, otlp_endpoint=settings.otlp_endpoint
     )
-    registry = CollectorRegistry()
+    registry = registry if registry is not None else CollectorRegistry()
+    health = health if health is not None else Health(check_timeout=settings.ready_timeout)
     engine = make_engine(
         dsn, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
     )
@@ -79,8 +95,11 @@ def create_app(
         sessions=async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
         broker=broker,
         registry=registry,
-        clock=clock,
+        clock=clock or SystemClock(),
+        health=health,
     )
+    health.add_check("database", lambda: database_answers(engine))
+    health.add_check("broker", lambda: broker_answers(broker, settings.ready_timeout))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -14,10 +14,11 @@ import psycopg
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from insightdesk.shared.contracts import SendEmail
-from insightdesk.shared.migrations import Migration, load_migrations, migrate_schema
+from insightdesk.shared.migrations import Migration, load_migrations
 from insightdesk.shared.queue import QueueClient
-from insightdesk.shared.queue.migrator import migrate as migrate_queue
+from insightdesk.shared.service import migrate_service
 from insightdesk.tickets.models import SCHEMA
+from insightdesk.tickets.settings import TicketsSettings
 
 SENDS_TO = (SendEmail.queue,)
 """Queues this service sends commands to; ``migrate`` and start-up make sure they exist."""
@@ -44,11 +45,20 @@ def migrations() -> tuple[Migration, ...]:
 async def migrate_database(dsn: str, *, queue_schema: str = "queue") -> None:
     """Apply the queue schema's and the ``tickets`` schema's migrations, and create the queues
     the service sends to, so nothing sent before the consumer's first start is lost."""
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        await migrate_queue(conn, queue_schema)
-        await migrate_schema(conn, SCHEMA, migrations())
-    async with QueueClient.connect(
-        dsn, schema=queue_schema, min_size=1, max_size=1, migrate_schema=False
-    ) as client:
-        for queue in SENDS_TO:
-            await client.ensure_queue(queue)
+    await migrate_service(
+        dsn,
+        queue_schema=queue_schema,
+        schema=SCHEMA,
+        package=__package__ or "insightdesk.tickets",
+        declare=declare_queues,
+    )
+
+
+async def migrate(settings: TicketsSettings) -> None:
+    """The ``migrate`` command."""
+    await migrate_database(settings.require_database_url(), queue_schema=settings.queue_schema)
+
+
+async def declare_queues(client: QueueClient) -> None:
+    for queue in SENDS_TO:
+        await client.ensure_queue(queue)
