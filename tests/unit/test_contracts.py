@@ -87,7 +87,21 @@ def test_template_contexts_are_flat_and_leave_out_unset_optional_keys() -> None:
         "ticket-new-message",
         "ticket-status-change",
         "ticket-assigned",
+        "daily-digest",
+        "weekly-report",
+        "report-ready",
     }
+
+
+FIGURES_REQUIRED = {
+    "organization_name",
+    "period_label",
+    "new",
+    "solved",
+    "reopened",
+    "closed",
+    "unassigned",
+}
 
 
 def test_template_context_fields_added_later_have_defaults() -> None:
@@ -111,6 +125,16 @@ def test_template_context_fields_added_later_have_defaults() -> None:
             "changed_by_name",
         },
         "ticket-assigned": {"recipient_name", "ticket_id", "ticket_subject", "assigned_by_name"},
+        "daily-digest": {*FIGURES_REQUIRED, "recipient_name"},
+        "weekly-report": {*FIGURES_REQUIRED, "recipient_name"},
+        "report-ready": {
+            "recipient_name",
+            "export_id",
+            "format",
+            "rows",
+            "download_url",
+            "expires_at",
+        },
     }
     for template, model in TEMPLATE_CONTEXTS.items():
         required = {name for name, field in model.model_fields.items() if field.is_required()}

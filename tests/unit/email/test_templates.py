@@ -52,11 +52,14 @@ def renderer() -> TemplateRenderer:
     return TemplateRenderer()
 
 
-def test_the_four_templates_exist(renderer: TemplateRenderer) -> None:
+def test_the_templates_exist(renderer: TemplateRenderer) -> None:
     assert renderer.templates == (
+        "daily-digest",
+        "report-ready",
         "ticket-assigned",
         "ticket-new-message",
         "ticket-status-change",
+        "weekly-report",
         "welcome",
     )
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from insightdesk.shared.contracts import (
     Event,
@@ -27,6 +29,28 @@ from insightdesk.shared.contracts import (
     UserRef,
     UserRegistered,
 )
+
+SHAPES: tuple[tuple[str, type[Event]], ...] = (
+    ("user", UserRegistered),
+    ("created_by", TicketCreated),
+    ("message_id", TicketMessageAdded),
+    ("old_status", TicketStatusChanged),
+    ("assigned_by", TicketAssigned),
+    ("old_priority", TicketPriorityChanged),
+    ("ticket", TicketClosed),
+)
+"""The ticket and user events told apart by a field only they carry (a job does not carry the
+event's name), the most specific first: every ticket event has ``ticket``, only
+``ticket.closed`` has nothing else."""
+
+
+def parse_event(data: Mapping[str, Any]) -> Event | None:
+    """The ticket or user event ``data`` is (raises pydantic's ``ValidationError`` when it is
+    malformed), or None for a body of no known shape."""
+    for field_name, model in SHAPES:
+        if field_name in data:
+            return model.model_validate(data)
+    return None
 
 
 def event_key(event: Event) -> str:

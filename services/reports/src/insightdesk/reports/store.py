@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from insightdesk.reports.digest import Figures, Organization, Period
 from insightdesk.reports.facts import FactChange
-from insightdesk.shared.contracts import AgentRow, ExportFilters
+from insightdesk.shared.contracts import AgentRow, Event, ExportFilters, SendEmail
 from insightdesk.shared.errors import DatabaseError
 from insightdesk.shared.migrations import load_migrations, migrate_schema
 
@@ -44,7 +44,8 @@ EXPORT_COLUMNS = (
 )
 
 Connection = psycopg.AsyncConnection[Any]
-InTransaction = Callable[[Connection], Awaitable[None]]
+Publish = Callable[[SendEmail | Event, Connection], Awaitable[object]]
+"""Sends a command to its queue, or publishes an event, in the given connection's transaction."""
 
 
 @cache
@@ -55,8 +56,15 @@ def statement(name: str, schema: str = SCHEMA) -> str:
 
 
 class PgReportStore:
-    def __init__(self, pool: AsyncConnectionPool[Any], *, schema: str = SCHEMA) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Any],
+        publish: Publish | None = None,
+        *,
+        schema: str = SCHEMA,
+    ) -> None:
         self.pool = pool
+        self._publish = publish
         self.schema = schema
         self.queries = 0
 
@@ -205,16 +213,27 @@ class PgReportStore:
 
     # ------------------------------------------------------------------ sending once
 
+    async def _publish_all(self, conn: Connection, messages: Sequence[SendEmail | Event]) -> None:
+        if messages and self._publish is None:
+            raise DatabaseError("reports store: built without a publisher")
+        for message in messages:
+            assert self._publish is not None
+            await self._publish(message, conn)
+
+    async def publish(self, messages: Sequence[SendEmail | Event]) -> None:
+        """Publish ``messages`` together (one transaction)."""
+        async with self._transaction("publish") as conn:
+            await self._publish_all(conn, messages)
+
     async def send_once(
         self,
         kind: str,
         organization_id: uuid.UUID,
         period_start: date,
-        recipients: int,
-        send: InTransaction,
+        messages: Sequence[SendEmail | Event],
     ) -> bool:
-        """Run ``send`` (which enqueues the mails on the connection it is given) in the
-        transaction that records the run; False, and nothing sent, if it was recorded before."""
+        """Publish ``messages`` in the transaction that records the run of (kind, organization,
+        period); False, and nothing sent, when that run was recorded before."""
         async with self._transaction("send_once") as conn:
             cur = await conn.execute(
                 self._sql("claim_run"),
@@ -222,12 +241,12 @@ class PgReportStore:
                     "kind": kind,
                     "organization_id": organization_id,
                     "period_start": period_start,
-                    "recipients": recipients,
+                    "recipients": sum(1 for m in messages if isinstance(m, SendEmail)),
                 },
             )
             if await cur.fetchone() is None:
                 return False
-            await send(conn)
+            await self._publish_all(conn, messages)
         return True
 
     # ------------------------------------------------------------------ exports
@@ -258,9 +277,13 @@ class PgReportStore:
                 yield row
             await cursor.close()
 
-    async def record_export(self, **params: Any) -> None:
-        async with self._connection("record_export") as conn:
-            await conn.execute(self._sql("record_export"), params)
+    async def finish_export(
+        self, record: dict[str, Any], messages: Sequence[SendEmail | Event]
+    ) -> None:
+        """Record the export file and publish ``messages`` in one transaction."""
+        async with self._transaction("finish_export") as conn:
+            await conn.execute(self._sql("record_export"), record)
+            await self._publish_all(conn, messages)
 
     async def expired_exports(self, now: datetime, limit: int = 500) -> list[tuple[uuid.UUID, str]]:
         rows = await self._rows("expired_exports", {"now": now, "limit": limit})
