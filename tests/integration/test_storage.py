@@ -16,10 +16,10 @@ from insightdesk.shared.storage import (
     LocalStorage,
     ObjectNotFound,
     ObjectStorage,
-    S3Storage,
     StorageConfig,
-    make_storage,
 )
+from insightdesk.shared.storage.factory import make_storage
+from insightdesk.shared.storage.s3 import S3Storage
 
 
 @pytest.fixture(params=["local", "s3"])

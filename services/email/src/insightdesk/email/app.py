@@ -57,7 +57,7 @@ from insightdesk.shared.queue.broker import (
     make_asgi_app,
 )
 from insightdesk.shared.service import ProcessContext
-from insightdesk.shared.storage import make_storage
+from insightdesk.shared.storage.factory import make_storage
 from insightdesk.shared.telemetry import current_trace_id
 
 log = logging.getLogger(__name__)

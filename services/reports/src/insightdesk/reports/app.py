@@ -69,7 +69,8 @@ from insightdesk.shared.queue.broker import (
 )
 from insightdesk.shared.queue.client import make_pool
 from insightdesk.shared.service import ProcessContext
-from insightdesk.shared.storage import ObjectStorage, make_storage
+from insightdesk.shared.storage import ObjectStorage
+from insightdesk.shared.storage.factory import make_storage
 
 log = logging.getLogger(__name__)
 

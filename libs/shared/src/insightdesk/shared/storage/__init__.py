@@ -6,7 +6,9 @@ service reads it to attach it — so no file ever travels inside a job payload. 
 paths (``exports/<org>/<id>.csv``); a key that tries to leave the root (``..``, absolute) is
 refused. The S3 adapter runs boto3 (blocking) in worker threads; uploads of big files are
 multipart, so memory stays bounded whatever the size. Both adapters pass the same contract tests
-(``tests/integration/test_storage.py``; S3 against moto's in-process fake).
+(``tests/integration/test_storage.py``; S3 against moto's in-process fake). The S3 adapter
+lives in :mod:`insightdesk.shared.storage.s3`, and
+:func:`insightdesk.shared.storage.factory.make_storage` picks one from settings, so code that only uses the interface never imports boto3.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, SecretStr
 from pydantic_settings import BaseSettings
 
-from insightdesk.shared.errors import ConfigurationError, InsightDeskError
+from insightdesk.shared.errors import InsightDeskError
 
 
 class StorageError(InsightDeskError):
@@ -160,109 +162,6 @@ class LocalStorage:
         return None
 
 
-class S3Storage:
-    """Objects in ``bucket`` (under ``prefix``) of an S3-compatible store, through boto3."""
-
-    name = "s3"
-
-    def __init__(self, client: Any, bucket: str, *, prefix: str = "") -> None:
-        self._client = client
-        self.bucket = bucket
-        self.prefix = prefix.strip("/")
-
-    def __repr__(self) -> str:
-        return f"S3Storage(bucket={self.bucket!r}, prefix={self.prefix!r})"
-
-    def _key(self, key: str) -> str:
-        check_key(key)
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    def local_path(self, key: str) -> Path | None:
-        return None
-
-    async def _call(self, action: str, key: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
-
-        try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in {"NoSuchKey", "404", "NotFound"}:
-                raise ObjectNotFound(f"no object {key!r}") from exc
-            raise StorageError(f"S3 {action} {key!r} failed: {code or exc}") from exc
-        except BotoCoreError as exc:
-            raise StorageError(f"S3 {action} {key!r} failed: {exc}") from exc
-
-    async def put_file(self, key: str, path: Path, content_type: str) -> int:
-        await self._call(
-            "upload",
-            key,
-            self._client.upload_file,
-            str(path),
-            self.bucket,
-            self._key(key),
-            ExtraArgs={"ContentType": content_type},
-        )
-        return (await asyncio.to_thread(path.stat)).st_size
-
-    async def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
-        await self._call(
-            "put",
-            key,
-            self._client.put_object,
-            Bucket=self.bucket,
-            Key=self._key(key),
-            Body=data,
-            ContentType=content_type,
-        )
-
-    async def read(self, key: str) -> bytes:
-        def get() -> bytes:
-            response = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
-            body: bytes = response["Body"].read()
-            return body
-
-        result: bytes = await self._call("get", key, get)
-        return result
-
-    async def download(self, key: str, path: Path) -> None:
-        await self._call(
-            "download", key, self._client.download_file, self.bucket, self._key(key), str(path)
-        )
-
-    async def delete(self, key: str) -> None:
-        await self._call(
-            "delete", key, self._client.delete_object, Bucket=self.bucket, Key=self._key(key)
-        )
-
-    async def exists(self, key: str) -> bool:
-        try:
-            await self._call(
-                "head", key, self._client.head_object, Bucket=self.bucket, Key=self._key(key)
-            )
-        except ObjectNotFound:
-            return False
-        return True
-
-    async def presigned_url(
-        self, key: str, *, expires_in: int, filename: str, content_type: str
-    ) -> str | None:
-        url: str = await self._call(
-            "presign",
-            key,
-            self._client.generate_presigned_url,
-            "get_object",
-            Params={
-                "Bucket": self.bucket,
-                "Key": self._key(key),
-                "ResponseContentType": content_type,
-                "ResponseContentDisposition": f'attachment; filename="{filename}"',
-            },
-            ExpiresIn=expires_in,
-        )
-        return url
-
-
 class StorageConfig(BaseModel):
     """Where shared files live (see :class:`StorageSettings`)."""
 
@@ -274,30 +173,6 @@ class StorageConfig(BaseModel):
     s3_region: str | None = None
     s3_access_key_id: str | None = None
     s3_secret_access_key: SecretStr | None = None
-
-
-def make_storage(config: StorageConfig) -> ObjectStorage:
-    """The store ``config`` names (builds a boto3 client for S3; nothing connects yet)."""
-    if config.backend == "local":
-        return LocalStorage(config.local_dir)
-    if not config.s3_bucket:
-        raise ConfigurationError("an S3 storage backend needs a bucket name")
-    import boto3  # noqa: PLC0415  # only services configured for S3 load boto3
-    from botocore.config import Config  # noqa: PLC0415
-
-    client = boto3.client(
-        "s3",
-        config=Config(signature_version="s3v4"),
-        endpoint_url=config.s3_endpoint_url,
-        region_name=config.s3_region,
-        aws_access_key_id=config.s3_access_key_id,
-        aws_secret_access_key=(
-            None
-            if config.s3_secret_access_key is None
-            else config.s3_secret_access_key.get_secret_value()
-        ),
-    )
-    return S3Storage(client, config.s3_bucket, prefix=config.s3_prefix)
 
 
 class StorageSettings(BaseSettings):
