@@ -8,7 +8,8 @@ refused. The S3 adapter runs boto3 (blocking) in worker threads; uploads of big 
 multipart, so memory stays bounded whatever the size. Both adapters pass the same contract tests
 (``tests/integration/test_storage.py``; S3 against moto's in-process fake). The S3 adapter
 lives in :mod:`insightdesk.shared.storage.s3`, and
-:func:`insightdesk.shared.storage.factory.make_storage` picks one from settings, so code that only uses the interface never imports boto3.
+:func:`insightdesk.shared.storage.factory.make_storage` picks one from settings, so code that
+only uses the interface never imports boto3.
 """
 
 from __future__ import annotations
