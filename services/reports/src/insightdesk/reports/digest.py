@@ -70,8 +70,15 @@ def period(first: date, days: int, tz: ZoneInfo) -> Period:
 
 
 def is_due(now: datetime, tz: ZoneInfo, hour: int) -> bool:
-    """True on the hourly tick that falls in the local hour ``hour``."""
-    return now.astimezone(tz).hour == hour
+    """True on the hourly tick that falls in the local hour ``hour`` — or, on a day the clocks
+    jump over that hour (a digest hour of 02:00 on a spring-forward night), on the first tick
+    after the jump. When the hour repeats (autumn), both ticks are due; the per-organization
+    job id and the run record make the second one send nothing."""
+    local = now.astimezone(tz)
+    if local.hour == hour:
+        return True
+    before = (now - timedelta(hours=1)).astimezone(tz)
+    return before.date() == local.date() and before.hour < hour < local.hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +110,7 @@ def plan(
     plans = []
     for org in organizations:
         local = now.astimezone(org.zone)
-        if local.hour != hour:
+        if not is_due(now, org.zone, hour):
             continue
         today = local.date()
         if kind == DAILY:
