@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import openpyxl
-from openpyxl.utils.escape import unescape
 import pytest
+from openpyxl.utils.escape import unescape
 
 from insightdesk.reports.tabular import CsvTableWriter, XlsxTableWriter, cell_text
 
