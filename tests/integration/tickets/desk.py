@@ -18,6 +18,8 @@ EVENTS = (
     "ticket.assigned",
     "ticket.priority_changed",
     "ticket.closed",
+    "organization.created",
+    "organization.updated",
 )
 
 

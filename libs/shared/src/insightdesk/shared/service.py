@@ -58,6 +58,7 @@ import uvicorn
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from insightdesk.shared.clock import Clock, SystemClock
 from insightdesk.shared.errors import ConfigurationError, DatabaseError, InsightDeskError
@@ -188,7 +189,7 @@ class Service(Generic[S]):
         args = parser.parse_args(argv)
         try:
             settings = self.settings()
-        except (ValidationError, ConfigurationError) as exc:
+        except (ValidationError, SettingsError, ConfigurationError) as exc:
             print(f"{self.name}: invalid settings: {exc}", file=sys.stderr)
             return 2
         logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)

@@ -128,6 +128,7 @@ def create_app(
             )
         app.include_router(accounts.bootstrap)
     app.include_router(accounts.users)
+    app.include_router(accounts.organizations)
     app.include_router(tickets.router)
     app.add_middleware(HttpMetrics, registry=registry)
     FastAPIInstrumentor.instrument_app(

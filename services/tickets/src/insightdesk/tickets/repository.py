@@ -70,8 +70,10 @@ class TicketRepository:
         self.session.add(organization)
         await self.session.flush()
 
-    async def organization(self, organization_id: uuid.UUID) -> Organization | None:
-        return await self.session.get(Organization, organization_id)
+    async def organization(
+        self, organization_id: uuid.UUID, *, lock: bool = False
+    ) -> Organization | None:
+        return await self.session.get(Organization, organization_id, with_for_update=lock)
 
     async def add_user(self, user: User) -> None:
         """Insert ``user``; an e-mail already used in the organization is a :class:`Conflict`
@@ -128,6 +130,8 @@ class TicketRepository:
         self, organization_id: uuid.UUID, where: TicketFilter, *, customer_id: uuid.UUID | None
     ) -> list[Ticket]:
         query = select(Ticket).where(Ticket.organization_id == organization_id)
+        if not where.archived:
+            query = query.where(col(Ticket.archived_at).is_(None))
         if customer_id is not None:
             query = query.where(Ticket.customer_id == customer_id)
         if where.status is not None:

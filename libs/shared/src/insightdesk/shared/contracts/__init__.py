@@ -32,6 +32,12 @@ from insightdesk.shared.contracts.events import (
     UserRef,
     UserRegistered,
 )
+from insightdesk.shared.contracts.organizations import (
+    ORGANIZATION_EVENTS,
+    OrganizationCreated,
+    OrganizationSnapshot,
+    OrganizationUpdated,
+)
 from insightdesk.shared.contracts.reports import (
     AgentRow,
     CountRow,
@@ -47,9 +53,11 @@ from insightdesk.shared.contracts.reports import (
     TrendRow,
     WeeklyReportContext,
 )
+from insightdesk.shared.contracts.scheduling import MaintenanceCleanupRequested, ScheduledTick
 
 __all__ = [
     "ALL_EVENTS",
+    "ORGANIZATION_EVENTS",
     "TEMPLATE_CONTEXTS",
     "AgentRow",
     "Attachment",
@@ -64,10 +72,15 @@ __all__ = [
     "ExportFilters",
     "ExportFormat",
     "ExportReport",
+    "MaintenanceCleanupRequested",
+    "OrganizationCreated",
+    "OrganizationSnapshot",
+    "OrganizationUpdated",
     "ReportExportFailed",
     "ReportExportReady",
     "ReportReadyContext",
     "Role",
+    "ScheduledTick",
     "SendEmail",
     "SlaBreached",
     "SlaPolicyChanged",

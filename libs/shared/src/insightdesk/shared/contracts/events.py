@@ -104,6 +104,9 @@ class TicketPriorityChanged(Event):
 class TicketClosed(Event):
     name: ClassVar[str] = "ticket.closed"
     ticket: TicketSnapshot
+    reason: str = "manual"
+    """``manual`` (someone closed it) or ``auto`` (resolved longer than the organization's
+    ``auto_close_after_days``)."""
 
 
 class SlaTarget(Contract):

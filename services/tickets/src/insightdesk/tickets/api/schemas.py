@@ -32,10 +32,22 @@ class OrganizationOut(BaseModel):
     id: uuid.UUID
     name: str
     created_at: datetime
+    time_zone: str
+    locale: str
+    auto_close_after_days: int
+    updated_at: datetime | None = None
 
     @classmethod
     def of(cls, organization: Organization) -> OrganizationOut:
-        return cls(id=organization.id, name=organization.name, created_at=organization.created_at)
+        return cls(
+            id=organization.id,
+            name=organization.name,
+            created_at=organization.created_at,
+            time_zone=organization.time_zone,
+            locale=organization.locale,
+            auto_close_after_days=organization.auto_close_after_days,
+            updated_at=organization.updated_at,
+        )
 
 
 class UserOut(BaseModel):
@@ -97,6 +109,7 @@ class TicketOut(BaseModel):
     first_response_at: datetime | None
     resolved_at: datetime | None
     closed_at: datetime | None
+    archived_at: datetime | None = None
 
     @classmethod
     def of(cls, view: TicketView) -> TicketOut:
@@ -118,6 +131,7 @@ def _ticket_fields(view: TicketView) -> dict[str, Any]:
         "first_response_at": t.first_response_at,
         "resolved_at": t.resolved_at,
         "closed_at": t.closed_at,
+        "archived_at": t.archived_at,
     }
 
 
