@@ -12,8 +12,9 @@ Queues:
   ``{"schedule": ...}``, slot in the ``slot`` header) and the per-organization jobs they plan
   (``{"kind", "organization_id", "period_start"}``, job id derived from the three);
 * ``reports-export`` — ``ExportReport``;
-* ``reports-events`` — ticket and user events (told apart by shape), ``reports-sla-warning`` and
-  ``reports-sla-breached`` — the SLA events (same shape, so a queue each);
+* ``reports-events`` — organization, user and ticket events (told apart by shape);
+  ``reports-sla-warning`` and ``reports-sla-breached`` — the SLA events (same shape, so a queue
+  each);
 * ``reports-maintenance`` — ``maintenance.cleanup_requested``: expired export files deleted.
 """
 
@@ -82,6 +83,8 @@ SLA_WARNING_QUEUE = "reports-sla-warning"
 SLA_BREACHED_QUEUE = "reports-sla-breached"
 MAINTENANCE_QUEUE = "reports-maintenance"
 TICKET_EVENTS = (
+    "organization.created",
+    "organization.updated",
     "user.registered",
     "ticket.created",
     "ticket.message_added",

@@ -17,6 +17,8 @@ from typing import Any
 
 from insightdesk.shared.contracts import (
     Event,
+    OrganizationCreated,
+    OrganizationUpdated,
     SlaBreached,
     SlaWarning,
     TicketAssigned,
@@ -31,6 +33,8 @@ from insightdesk.shared.contracts import (
 )
 
 SHAPES: tuple[tuple[str, type[Event]], ...] = (
+    ("changed", OrganizationUpdated),
+    ("organization", OrganizationCreated),
     ("user", UserRegistered),
     ("created_by", TicketCreated),
     ("message_id", TicketMessageAdded),
@@ -165,6 +169,12 @@ def _staff(refs: list[UserRef | None], organization_id: uuid.UUID) -> tuple[User
 def facts_for(event: Event) -> FactChange | None:
     """The facts ``event`` changes, or None for an event the reports do not use."""
     key = event_key(event)
+    if isinstance(event, OrganizationCreated | OrganizationUpdated):
+        settings = event.organization
+        org = OrganizationFact(
+            settings.id, settings.name, settings.time_zone, settings.locale, authoritative=True
+        )
+        return FactChange(key, event.name, event.occurred_at, organization=org)
     if isinstance(event, UserRegistered):
         org = OrganizationFact(event.organization_id)
         return FactChange(

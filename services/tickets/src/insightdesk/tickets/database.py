@@ -13,14 +13,15 @@ from typing import Any
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from insightdesk.shared.contracts import SendEmail
+from insightdesk.shared.contracts import ExportReport, SendEmail
 from insightdesk.shared.migrations import Migration, load_migrations
 from insightdesk.shared.queue import QueueClient
 from insightdesk.shared.service import migrate_service
+from insightdesk.tickets.export_outcomes import declare_export_queue
 from insightdesk.tickets.models import SCHEMA
 from insightdesk.tickets.settings import TicketsSettings
 
-SENDS_TO = (SendEmail.queue,)
+SENDS_TO = (SendEmail.queue, ExportReport.queue)
 """Queues this service sends commands to; ``migrate`` and start-up make sure they exist."""
 
 
@@ -62,3 +63,4 @@ async def migrate(settings: TicketsSettings) -> None:
 async def declare_queues(client: QueueClient) -> None:
     for queue in SENDS_TO:
         await client.ensure_queue(queue)
+    await declare_export_queue(client)
