@@ -200,7 +200,7 @@ def build_broker(
     broker = PgBroker(
         settings.database_url or "",
         schema=settings.queue_schema,
-        max_size=4,
+        max_size=len(QUEUES) + 4,  # a pump connection per consumed queue, and claims/publishes
         queue_metrics=queue_metrics,
         graceful_timeout=settings.shutdown_timeout,
         middlewares=middlewares,
