@@ -27,17 +27,24 @@ TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
 def _free_port_pair() -> int:
+    """A base port whose whole block (one port per service: base .. base + 5) is free."""
     for _ in range(50):
         with socket.socket() as a:
             a.bind(("127.0.0.1", 0))
             port = a.getsockname()[1]
-        with socket.socket() as b:
-            try:
-                b.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return int(port)
-    raise RuntimeError("no two free adjacent ports")
+        if port + 5 > 65535:
+            continue
+        free = True
+        for offset in range(1, 6):
+            with socket.socket() as b:
+                try:
+                    b.bind(("127.0.0.1", port + offset))
+                except OSError:
+                    free = False
+                    break
+        if free:
+            return int(port)
+    raise RuntimeError("no free block of ports")
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
