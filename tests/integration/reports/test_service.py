@@ -135,10 +135,11 @@ async def test_events_become_facts_and_a_tick_sends_the_digest_at_local_eight(
     await wait_until(lambda: _queue_empty(client, "reports-events"), timeout=20)
     assert await count(reports_dsn, "SELECT count(*) FROM reports.ticket_events") == 2
 
+    # what the scheduler's daily-digest schedule fires (body and headers)
     tick = await client.send(
         "reports",
-        {"schedule": "daily-digest"},
-        JobOptions(headers={"slot": TICK.isoformat()}),
+        {"kind": "daily-digest"},
+        JobOptions(headers={"schedule": "daily-digest", "slot": TICK.isoformat()}),
     )
     assert tick is not None
     await wait_for_state(client, tick, JobState.COMPLETED, timeout=20)
