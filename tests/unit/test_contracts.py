@@ -90,6 +90,8 @@ def test_template_contexts_are_flat_and_leave_out_unset_optional_keys() -> None:
         "daily-digest",
         "weekly-report",
         "report-ready",
+        "sla-warning",
+        "sla-breached",
     }
 
 
@@ -135,6 +137,8 @@ def test_template_context_fields_added_later_have_defaults() -> None:
             "download_url",
             "expires_at",
         },
+        "sla-warning": {"recipient_name", "ticket_id", "ticket_subject", "target", "due_at"},
+        "sla-breached": {"recipient_name", "ticket_id", "ticket_subject", "target", "due_at"},
     }
     for template, model in TEMPLATE_CONTEXTS.items():
         required = {name for name, field in model.model_fields.items() if field.is_required()}

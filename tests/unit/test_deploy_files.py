@@ -153,3 +153,16 @@ def test_keda_scaler_uses_the_engines_ready_count_query() -> None:
     assert any(
         d["kind"] == "TriggerAuthentication" and d["metadata"]["name"] == auth for d in documents
     )
+
+
+def test_the_sla_service_is_on_port_8004_everywhere() -> None:
+    from insightdesk.shared.runner import default_services  # noqa: PLC0415
+
+    [spec] = [s for s in default_services(Path(".local"), 8000) if s.name == "sla"]
+    assert (spec.port_env, spec.port) == ("SLA_HTTP_PORT", 8004)
+    assert _built("sla")["environment"]["SLA_HTTP_PORT"] == "8004"
+    [deployment] = [
+        d for d in _k8s_documents() if d["kind"] == "Deployment" and d["metadata"]["name"] == "sla"
+    ]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["ports"][0]["containerPort"] == 8004

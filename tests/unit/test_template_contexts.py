@@ -24,6 +24,8 @@ from insightdesk.shared.contracts import (
     Event,
     Role,
     SendEmail,
+    SlaBreached,
+    SlaWarning,
     TicketAssigned,
     TicketMessageAdded,
     TicketPriority,
@@ -35,6 +37,7 @@ from insightdesk.shared.contracts import (
     template_context,
 )
 from insightdesk.tickets.notifications import notifications_for
+from insightdesk.tickets.sla_alerts import sla_notifications
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 ORG = uuid.UUID(int=1)
@@ -86,15 +89,36 @@ EVENTS: dict[str, Event] = {
 }
 """Per template, an event the tickets service answers with that template."""
 
+SLA_ALERTS: dict[str, SlaWarning | SlaBreached] = {
+    "sla-warning": SlaWarning(
+        occurred_at=NOW,
+        ticket_id=TICKET.id,
+        organization_id=ORG,
+        target="first_response",
+        due_at=NOW,
+        remaining_minutes=12.0,
+    ),
+    "sla-breached": SlaBreached(
+        occurred_at=NOW,
+        ticket_id=TICKET.id,
+        organization_id=ORG,
+        target="resolution",
+        due_at=NOW,
+    ),
+}
+"""SLA templates: the tickets service answers these SLA events with them (it adds the ticket)."""
+
 OPTIONAL_VALUES = {
     "login_url": "https://desk.example/login?next=/&x=1",
     "ticket_url": "https://desk.example/tickets/7?tab=1&x=2",
     "ticket_priority": "urgent",
+    "remaining_minutes": "42",
+    "escalation_level": "3",
 }
 """A value for every optional key of every context model."""
 
 LOCALES = ["en", "de", "de-AT", "fr"]
-TICKET_TEMPLATES = sorted(EVENTS)
+TICKET_TEMPLATES = sorted([*EVENTS, *SLA_ALERTS])
 REPORT_TEMPLATES = {"daily-digest", "weekly-report", "report-ready"}
 """Sent by the reports service; their contracts are pinned in tests/unit/reports."""
 
@@ -106,7 +130,11 @@ def renderer() -> TemplateRenderer:
 
 def command_for(template: str) -> SendEmail:
     """The (first) command the tickets service sends for ``template``'s event."""
-    commands = [n.command for n in notifications_for(EVENTS[template])]
+    if template in SLA_ALERTS:
+        notifications = sla_notifications(SLA_ALERTS[template], ticket=TICKET, staff=[ADMIN])
+    else:
+        notifications = notifications_for(EVENTS[template])
+    commands = [n.command for n in notifications]
     assert commands, f"the tickets service sends no mail for the {template} event"
     assert {c.template for c in commands} == {template}
     return commands[0]
@@ -115,7 +143,11 @@ def command_for(template: str) -> SendEmail:
 def test_every_template_has_an_event_and_the_email_service_has_every_template(
     renderer: TemplateRenderer,
 ) -> None:
-    assert set(EVENTS) | REPORT_TEMPLATES == set(TEMPLATE_CONTEXTS) == set(renderer.templates)
+    assert (
+        set(EVENTS) | set(SLA_ALERTS) | REPORT_TEMPLATES
+        == set(TEMPLATE_CONTEXTS)
+        == set(renderer.templates)
+    )
 
 
 @pytest.mark.parametrize("template", TICKET_TEMPLATES)
@@ -140,7 +172,7 @@ def test_the_email_service_renders_what_the_tickets_service_sends(
     assert mail.subject and "\n" not in mail.subject
     assert recipient in mail.text
     assert mail.html.lstrip().startswith("<!DOCTYPE html>")
-    if template.startswith("ticket-"):
+    if template.startswith(("ticket-", "sla-")):
         assert SUBJECT in mail.text and SUBJECT in mail.subject  # text parts are not HTML
         assert "<script>" not in mail.html
         assert "Printer &lt;script&gt;alert(1)&lt;/script&gt; &amp; fax" in mail.html
@@ -197,8 +229,8 @@ def test_templates_use_only_keys_of_their_contract(renderer: TemplateRenderer) -
         unknown = _variables(env, path) - fields
         assert not unknown, f"{path} uses {sorted(unknown)}, not in its context contract"
         checked += 1
-    # every part in en; in de the welcome and the three report mails
-    assert checked == 3 * (len(TEMPLATE_CONTEXTS) + 1 + len(REPORT_TEMPLATES))
+    # every part in en; in de the welcome, the SLA mails and the three report mails
+    assert checked == 3 * (len(TEMPLATE_CONTEXTS) + 1 + len(SLA_ALERTS) + len(REPORT_TEMPLATES))
 
 
 def test_the_layouts_need_no_context(renderer: TemplateRenderer) -> None:

@@ -20,6 +20,8 @@ EVENTS = (
     "ticket.closed",
     "organization.created",
     "organization.updated",
+    "sla_policy.changed",
+    "business_calendar.changed",
 )
 
 

@@ -56,6 +56,8 @@ def test_the_templates_exist(renderer: TemplateRenderer) -> None:
     assert renderer.templates == (
         "daily-digest",
         "report-ready",
+        "sla-breached",
+        "sla-warning",
         "ticket-assigned",
         "ticket-new-message",
         "ticket-status-change",

@@ -58,6 +58,7 @@ def default_services(data: Path, base_port: int) -> list[ServiceSpec]:
                 ("REPORTS_PUBLIC_BASE_URL", f"http://127.0.0.1:{base_port + 5}"),
             ),
         ),
+        ServiceSpec("sla", "SLA_HTTP_PORT", base_port + 4),
     ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -127,5 +127,8 @@ class TicketFilter(Command):
     assignee_id: uuid.UUID | None = None
     archived: bool = False
     """Include archived tickets (closed long ago; see the cleanup job)."""
+    sla: Literal["breached", "at_risk"] | None = None
+    """Only tickets with a breached SLA target, or with one past its warning threshold and
+    not breached (as the SLA service last reported)."""
     limit: int = Field(default=50, ge=1, le=200)
     offset: int = Field(default=0, ge=0)

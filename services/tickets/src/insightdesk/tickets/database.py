@@ -20,6 +20,7 @@ from insightdesk.shared.service import migrate_service
 from insightdesk.tickets.export_outcomes import declare_export_queue
 from insightdesk.tickets.models import SCHEMA
 from insightdesk.tickets.settings import TicketsSettings
+from insightdesk.tickets.sla_consumers import declare_sla_queues
 
 SENDS_TO = (SendEmail.queue, ExportReport.queue)
 """Queues this service sends commands to; ``migrate`` and start-up make sure they exist."""
@@ -64,3 +65,4 @@ async def declare_queues(client: QueueClient) -> None:
     for queue in SENDS_TO:
         await client.ensure_queue(queue)
     await declare_export_queue(client)
+    await declare_sla_queues(client)

@@ -19,6 +19,7 @@ from insightdesk.shared.contracts import TicketSnapshot, UserRef
 from insightdesk.tickets.commands import TicketFilter
 from insightdesk.tickets.errors import Conflict
 from insightdesk.tickets.models import Message, Organization, Participant, Ticket, User
+from insightdesk.tickets.sla_models import TicketSlaRow
 
 EMAIL_PER_ORG = "users_email_per_org"
 
@@ -29,11 +30,13 @@ def user_ref(user: User) -> UserRef:
 
 @dataclass(frozen=True, slots=True)
 class TicketView:
-    """A ticket with the people it references, as events and responses need it."""
+    """A ticket with the people it references, as events and responses need it, and its SLA
+    targets as the SLA service last reported them (``sla.clock_changed``)."""
 
     ticket: Ticket
     customer: UserRef
     assignee: UserRef | None
+    sla: TicketSlaRow | None = None
 
     def snapshot(self) -> TicketSnapshot:
         t = self.ticket
@@ -138,6 +141,9 @@ class TicketRepository:
             query = query.where(Ticket.status == where.status)
         if where.assignee_id is not None:
             query = query.where(Ticket.assignee_id == where.assignee_id)
+        if where.sla is not None:
+            flag = TicketSlaRow.breached if where.sla == "breached" else TicketSlaRow.at_risk
+            query = query.where(exists().where(col(TicketSlaRow.ticket_id) == Ticket.id, col(flag)))
         query = (
             query.order_by(col(Ticket.created_at).desc(), col(Ticket.id).desc())
             .limit(where.limit)
@@ -161,11 +167,16 @@ class TicketRepository:
             )
         )
         people = {u.id: user_ref(u) for u in result.all()}
+        sla_rows = await self.session.exec(
+            select(TicketSlaRow).where(col(TicketSlaRow.ticket_id).in_([t.id for t in tickets]))
+        )
+        sla = {r.ticket_id: r for r in sla_rows.all()}
         return [
             TicketView(
                 t,
                 people[t.customer_id],
                 people[t.assignee_id] if t.assignee_id is not None else None,
+                sla.get(t.id),
             )
             for t in tickets
         ]

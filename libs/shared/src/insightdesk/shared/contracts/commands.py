@@ -118,6 +118,33 @@ class TicketAssignedContext(Contract):
     ticket_url: str | None = None
 
 
+class SlaWarningContext(Contract):
+    """``sla-warning``: a ticket's SLA target is close to its deadline."""
+
+    recipient_name: str
+    ticket_id: str
+    ticket_subject: str
+    target: str
+    """``first_response``, ``next_response``, ``periodic_update`` or ``resolution``."""
+    due_at: str
+    """ISO 8601 instant (UTC)."""
+    remaining_minutes: str | None = None
+    ticket_url: str | None = None
+
+
+class SlaBreachedContext(Contract):
+    """``sla-breached``: a ticket missed an SLA target (``escalation_level`` set when this is
+    an escalation after the breach)."""
+
+    recipient_name: str
+    ticket_id: str
+    ticket_subject: str
+    target: str
+    due_at: str
+    escalation_level: str | None = None
+    ticket_url: str | None = None
+
+
 TEMPLATE_CONTEXTS: dict[str, type[Contract]] = {
     "welcome": WelcomeContext,
     "ticket-new-message": TicketNewMessageContext,
@@ -126,6 +153,8 @@ TEMPLATE_CONTEXTS: dict[str, type[Contract]] = {
     "daily-digest": DailyDigestContext,
     "weekly-report": WeeklyReportContext,
     "report-ready": ReportReadyContext,
+    "sla-warning": SlaWarningContext,
+    "sla-breached": SlaBreachedContext,
 }
 """Template name → the model of its ``SendEmail.context``."""
 

@@ -1,6 +1,6 @@
 -- Export requests (POST /reports/exports): the reports service does the work; its
 -- report.export_ready / report.export_failed events set the outcome here.
--- (Numbered 0003 on the reports branch; becomes 0004 when the SLA branch's 0003 lands.)
+-- (0004: after the SLA branch's 0003.)
 CREATE TABLE {schema}.exports (
     id uuid PRIMARY KEY,
     organization_id uuid NOT NULL REFERENCES {schema}.organizations (id),
