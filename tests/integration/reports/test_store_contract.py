@@ -17,6 +17,7 @@ from insightdesk.reports.handlers import ReportStore
 from insightdesk.reports.memory import InMemoryReportStore
 from insightdesk.reports.store import PgReportStore
 from insightdesk.shared.contracts import (
+    ClockState,
     Event,
     ExportFilters,
     OrganizationCreated,
@@ -24,12 +25,15 @@ from insightdesk.shared.contracts import (
     Role,
     SendEmail,
     SlaBreached,
+    SlaClockChanged,
+    SlaTargetKind,
     SlaWarning,
     TicketAssigned,
     TicketClosed,
     TicketCreated,
     TicketMessageAdded,
     TicketPriority,
+    TicketSlaTarget,
     TicketSnapshot,
     TicketStatus,
     TicketStatusChanged,
@@ -105,6 +109,26 @@ def event_stream(seed: int = 3, tickets: int = 150) -> list[Event]:
             at += timedelta(minutes=rng.randrange(1, 400))
             if at < NOW:
                 state["first_response_at"] = at
+                out.append(
+                    SlaClockChanged(
+                        occurred_at=at,
+                        ticket_id=state["id"],
+                        organization_id=ORG,
+                        sequence=2,
+                        targets=[
+                            TicketSlaTarget(
+                                target=SlaTargetKind.FIRST_RESPONSE,
+                                state=ClockState.FULFILLED,
+                                due_at=created + timedelta(hours=2),
+                            ),
+                            TicketSlaTarget(
+                                target=SlaTargetKind.RESOLUTION,
+                                state=ClockState.RUNNING,
+                                due_at=created + timedelta(hours=30),
+                            ),
+                        ],
+                    )
+                )
                 out.append(
                     TicketMessageAdded(
                         occurred_at=at,
@@ -242,7 +266,7 @@ async def test_postgres_and_the_twin_compute_the_same_reports(reports_dsn: str) 
         tz = zone(TZ)
         spans = [period(date(2026, 3, 16) + timedelta(days=i), 1, tz) for i in range(14)]
         spans.append(report_period(WEEKLY, date(2026, 3, 23), tz))
-        busy = 0
+        busy = sla_seen = 0
         for span in spans:
             a, b = await pg.figures(ORG, span, NOW), await memory.figures(ORG, span, NOW)
             assert a.new == b.new and a.solved == b.solved and a.closed == b.closed, span
@@ -258,9 +282,12 @@ async def test_postgres_and_the_twin_compute_the_same_reports(reports_dsn: str) 
                 x, y = getattr(a, name), getattr(b, name)
                 assert (x is None and y is None) or x == pytest.approx(y), name
             assert a.sla == b.sla and a.sla_breaches == b.sla_breaches and a.at_risk == b.at_risk
+            sla_seen += bool(a.sla) + a.at_risk
             assert a.agents == b.agents
             busy += a.activity
-        assert busy >= 10
+        assert busy >= 10 and sla_seen > 0
+        targets = (await pg.figures(ORG, spans[-1], NOW)).sla
+        assert set(targets) == {"first_response", "resolution"}
         week = spans[-1]
         assert await pg.trend(ORG, week, TZ) == await memory.trend(ORG, week, TZ)
         assert await pg.response_histogram(ORG, week) == await memory.response_histogram(ORG, week)

@@ -13,8 +13,8 @@ Queues:
   (``{"kind", "organization_id", "period_start"}``, job id derived from the three);
 * ``reports-export`` — ``ExportReport``;
 * ``reports-events`` — organization, user and ticket events (told apart by shape);
-  ``reports-sla-warning`` and ``reports-sla-breached`` — the SLA events (same shape, so a queue
-  each);
+  ``reports-sla-warning``, ``reports-sla-breached``, ``reports-sla-clock`` — the SLA events
+  (warning and breach have one shape, so a queue each);
 * ``reports-maintenance`` — ``maintenance.cleanup_requested``: expired export files deleted.
 """
 
@@ -56,6 +56,7 @@ from insightdesk.shared.contracts import (
     ExportReport,
     SendEmail,
     SlaBreached,
+    SlaClockChanged,
     SlaWarning,
 )
 from insightdesk.shared.errors import DatabaseError
@@ -81,6 +82,7 @@ EXPORT_QUEUE = ExportReport.queue
 EVENTS_QUEUE = "reports-events"
 SLA_WARNING_QUEUE = "reports-sla-warning"
 SLA_BREACHED_QUEUE = "reports-sla-breached"
+SLA_CLOCK_QUEUE = "reports-sla-clock"
 MAINTENANCE_QUEUE = "reports-maintenance"
 TICKET_EVENTS = (
     "organization.created",
@@ -101,12 +103,14 @@ QUEUES: dict[str, QueueOptions] = {
     EVENTS_QUEUE: RETRYING,
     SLA_WARNING_QUEUE: RETRYING,
     SLA_BREACHED_QUEUE: RETRYING,
+    SLA_CLOCK_QUEUE: RETRYING,
     MAINTENANCE_QUEUE: QueueOptions(retry_limit=2, retry_delay=60),
 }
 SUBSCRIPTIONS: tuple[tuple[str, str], ...] = (
     *((event, EVENTS_QUEUE) for event in TICKET_EVENTS),
     (SlaWarning.name, SLA_WARNING_QUEUE),
     (SlaBreached.name, SLA_BREACHED_QUEUE),
+    (SlaClockChanged.name, SLA_CLOCK_QUEUE),
     (CLEANUP_EVENT, MAINTENANCE_QUEUE),
 )
 
@@ -239,6 +243,15 @@ def build_broker(
         policy=QUEUES[SLA_BREACHED_QUEUE],
     )
     async def on_sla_breached(event: SlaBreached) -> bool:
+        return await record_event(event, store=facts)
+
+    @broker.subscriber(
+        SLA_CLOCK_QUEUE,
+        events=(SlaClockChanged.name,),
+        concurrency=2,
+        policy=QUEUES[SLA_CLOCK_QUEUE],
+    )
+    async def on_sla_clock(event: SlaClockChanged) -> bool:
         return await record_event(event, store=facts)
 
     @broker.subscriber(

@@ -16,10 +16,12 @@ from datetime import datetime
 from typing import Any
 
 from insightdesk.shared.contracts import (
+    ClockState,
     Event,
     OrganizationCreated,
     OrganizationUpdated,
     SlaBreached,
+    SlaClockChanged,
     SlaWarning,
     TicketAssigned,
     TicketClosed,
@@ -119,7 +121,7 @@ class SlaFact:
     target: str
     due_at: datetime
     outcome: str
-    """``warned``, ``breached`` or ``met``."""
+    """``due`` (the deadline only), ``warned``, ``breached`` or ``met``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +133,7 @@ class FactChange:
     ticket: TicketFact | None = None
     ticket_event: TicketEventFact | None = None
     users: tuple[UserFact, ...] = ()
-    sla: SlaFact | None = None
+    slas: tuple[SlaFact, ...] = ()
 
 
 def ticket_fact(snapshot: TicketSnapshot) -> TicketFact:
@@ -186,6 +188,8 @@ def facts_for(event: Event) -> FactChange | None:
         )
     if isinstance(event, SlaWarning | SlaBreached):
         return _sla(event, key)
+    if isinstance(event, SlaClockChanged):
+        return _clock(event, key)
     snapshot: TicketSnapshot | None = getattr(event, "ticket", None)
     if snapshot is None:
         return None
@@ -259,13 +263,47 @@ def facts_for(event: Event) -> FactChange | None:
     )
 
 
+def target_key(target: str, cycle: int = 0) -> str:
+    """The SLA outcome a (target, cycle) is recorded under: ``first_response``, or
+    ``next_response#2`` for a repeating target's later cycles."""
+    return target if cycle == 0 else f"{target}#{cycle}"
+
+
 def _sla(event: SlaWarning | SlaBreached, key: str) -> FactChange:
     outcome = "breached" if isinstance(event, SlaBreached) else "warned"
-    fact = SlaFact(event.ticket_id, event.organization_id, event.target, event.due_at, outcome)
+    fact = SlaFact(
+        event.ticket_id,
+        event.organization_id,
+        target_key(event.target, event.cycle),
+        event.due_at,
+        outcome,
+    )
     return FactChange(
         key,
         event.name,
         event.occurred_at,
         organization=OrganizationFact(event.organization_id),
-        sla=fact,
+        slas=(fact,),
+    )
+
+
+def _clock(event: SlaClockChanged, key: str) -> FactChange:
+    """Each target's deadline, and ``met`` once the SLA service says it was fulfilled."""
+    facts = tuple(
+        SlaFact(
+            event.ticket_id,
+            event.organization_id,
+            target_key(t.target.value, t.cycle),
+            t.due_at,
+            "met" if t.state is ClockState.FULFILLED else "due",
+        )
+        for t in event.targets
+        if t.due_at is not None
+    )
+    return FactChange(
+        key,
+        event.name,
+        event.occurred_at,
+        organization=OrganizationFact(event.organization_id),
+        slas=facts,
     )

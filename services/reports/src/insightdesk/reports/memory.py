@@ -91,8 +91,8 @@ class InMemoryReportStore:
                 self.tickets[change.ticket.id] = (kept, at)
         if change.ticket_event is not None:
             self.events.append((change.ticket_event, at))
-        if change.sla is not None:
-            self._sla(change.sla, at)
+        for sla in change.slas:
+            self._sla(sla, at)
         return True
 
     def _sla(self, fact: SlaFact, at: datetime) -> None:
@@ -101,6 +101,8 @@ class InMemoryReportStore:
         if row is None:
             row = self.sla_outcomes[key] = _Sla(fact.organization_id, fact.due_at)
         row.due_at = fact.due_at
+        if fact.outcome == "due":
+            return
         name = f"{fact.outcome}_at"
         if getattr(row, name) is None:
             setattr(row, name, at)

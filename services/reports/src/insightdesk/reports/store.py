@@ -117,8 +117,8 @@ class PgReportStore:
             if change.ticket_event is not None:
                 params = {**asdict(change.ticket_event), "key": change.key, **at}
                 await conn.execute(self._sql("insert_ticket_event"), params)
-            if change.sla is not None:
-                await conn.execute(self._sql("upsert_sla"), {**asdict(change.sla), **at})
+            for sla in change.slas:
+                await conn.execute(self._sql("upsert_sla"), {**asdict(sla), **at})
         return True
 
     # ------------------------------------------------------------------ organizations
