@@ -47,7 +47,7 @@ def _free_port_pair() -> int:
     raise RuntimeError("no free block of ports")
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the stack exited while starting"
@@ -87,11 +87,11 @@ def stack(db_dsn: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     finally:
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         try:
-            out, _ = proc.communicate(timeout=30)
+            out, _ = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
             out, _ = proc.communicate()
-            raise AssertionError("the runner did not stop within 30s") from None
+            raise AssertionError("the runner did not stop within 60s") from None
         assert proc.returncode == 0, out.decode(errors="replace")
 
 

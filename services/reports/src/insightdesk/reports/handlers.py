@@ -20,7 +20,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from insightdesk.reports import charts
 from insightdesk.reports.digest import (
     DAILY,
     WEEKLY,
@@ -163,6 +162,9 @@ async def send_report(
     attachments: list[Attachment] = []
     extra: dict[str, Any] = {}
     if job.kind == WEEKLY:
+        # matplotlib is heavy to import: only weekly jobs load it, not every process start
+        from insightdesk.reports import charts  # noqa: PLC0415
+
         previous = await store.figures(
             org.id, report_period(WEEKLY, job.period_start - timedelta(days=7), org.zone), now
         )
