@@ -20,31 +20,32 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
-def _free_port_pair() -> int:
-    """A base port whose whole block (one port per service: base .. base + 5) is free."""
+PROCESSES = 6  # tickets API, email, scheduler, tickets worker, sla, reports: base + 0..5
+OPERATOR_TOKEN = "e2e-operator-token"
+
+
+def _free_port_run(count: int = PROCESSES) -> int:
     for _ in range(50):
         with socket.socket() as a:
             a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-        if port + 5 > 65535:
+            port = int(a.getsockname()[1])
+        if port + count > 65535:
             continue
-        free = True
-        for offset in range(1, 6):
-            with socket.socket() as b:
-                try:
+        try:
+            for offset in range(1, count):
+                with socket.socket() as b:
                     b.bind(("127.0.0.1", port + offset))
-                except OSError:
-                    free = False
-                    break
-        if free:
-            return int(port)
-    raise RuntimeError("no free block of ports")
+        except OSError:
+            continue
+        return port
+    raise RuntimeError(f"no {count} free adjacent ports")
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
@@ -62,8 +63,8 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -
 
 @pytest.fixture
 def stack(db_dsn: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port = _free_port_pair()
-    env = {**os.environ, "DATABASE_URL": db_dsn}
+    port = _free_port_run()
+    env = {**os.environ, "DATABASE_URL": db_dsn, "SCHEDULER_OPERATOR_TOKEN": OPERATOR_TOKEN}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -81,8 +82,8 @@ def stack(db_dsn: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         stderr=subprocess.STDOUT,
     )
     try:
-        _wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
-        _wait_ready(f"http://127.0.0.1:{port + 1}/readyz", proc)
+        for offset in range(PROCESSES):
+            _wait_ready(f"http://127.0.0.1:{port + offset}/readyz", proc)
         yield f"http://127.0.0.1:{port}", tmp_path
     finally:
         proc.send_signal(signal.SIGINT)  # Ctrl-C
@@ -170,3 +171,62 @@ def test_customer_message_mails_the_agent_once_with_the_request_trace(
     assert consumer, "the email consumer's span is not part of the request's trace"
     welcome = [m for m in _mails(outbox) if "cleo@acme.test" in str(m["To"])]
     assert welcome, "registration sends a welcome mail"
+
+
+def test_auto_close_run_by_hand_closes_an_old_resolved_ticket_and_mails_the_customer_once(
+    stack: tuple[str, Path], db_dsn: str
+) -> None:
+    base, data = stack
+    scheduler = base.rsplit(":", 1)[0] + f":{int(base.rsplit(':', 1)[1]) + 2}"
+    with httpx.Client(base_url=base, timeout=10) as http:
+        created = http.post(
+            "/organizations",
+            json={"name": "Globex", "admin": {"email": "hank@globex.test", "name": "Hank"}},
+        )
+        assert created.status_code == 201, created.text
+        admin = {"Authorization": f"Bearer {created.json()['api_token']}"}
+        made = http.post(
+            "/users",
+            json={"email": "marge@globex.test", "name": "Marge", "role": "customer"},
+            headers=admin,
+        )
+        assert made.status_code == 201, made.text
+        customer = {"Authorization": f"Bearer {made.json()['api_token']}"}
+        ticket_id = http.post("/tickets", json={"subject": "Reactor hum"}, headers=customer).json()[
+            "id"
+        ]
+        resolved = http.put(
+            f"/tickets/{ticket_id}/status", json={"status": "resolved"}, headers=admin
+        )
+        assert resolved.status_code == 200, resolved.text
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE tickets.tickets SET resolved_at = now() - interval '8 days' WHERE id = %s",
+            (ticket_id,),
+        )
+
+    with httpx.Client(base_url=scheduler, timeout=10) as ops:
+        assert ops.post("/schedules/auto-close/run").status_code == 401
+        fired = ops.post(
+            "/schedules/auto-close/run", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        )
+        assert fired.status_code == 202, fired.text
+        listed = {s["name"]: s for s in ops.get("/schedules").json()}
+        assert listed["auto-close"]["state"] == "active"
+
+    def closed_mails() -> list[email.message.EmailMessage]:
+        return [
+            m
+            for m in _mails(data / "mail")
+            if "marge@globex.test" in str(m["To"]) and "closed" in str(m["Subject"])
+        ]
+
+    deadline = time.monotonic() + 30
+    while not closed_mails() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # a duplicate would arrive about now
+    [mail] = closed_mails()
+    assert "Reactor hum" in str(mail["Subject"])
+    with httpx.Client(base_url=base, timeout=10) as http:
+        ticket = http.get(f"/tickets/{ticket_id}", headers=customer).json()
+    assert ticket["status"] == "closed"

@@ -92,6 +92,7 @@ def test_template_contexts_are_flat_and_leave_out_unset_optional_keys() -> None:
         "report-ready",
         "sla-warning",
         "sla-breached",
+        "ticket-closed",
     }
 
 
@@ -139,6 +140,7 @@ def test_template_context_fields_added_later_have_defaults() -> None:
         },
         "sla-warning": {"recipient_name", "ticket_id", "ticket_subject", "target", "due_at"},
         "sla-breached": {"recipient_name", "ticket_id", "ticket_subject", "target", "due_at"},
+        "ticket-closed": {"recipient_name", "ticket_id", "ticket_subject", "resolved_days"},
     }
     for template, model in TEMPLATE_CONTEXTS.items():
         required = {name for name, field in model.model_fields.items() if field.is_required()}

@@ -10,7 +10,7 @@ other.)
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import jinja2
 import pytest
@@ -27,6 +27,7 @@ from insightdesk.shared.contracts import (
     SlaBreached,
     SlaWarning,
     TicketAssigned,
+    TicketClosed,
     TicketMessageAdded,
     TicketPriority,
     TicketSnapshot,
@@ -85,6 +86,17 @@ EVENTS: dict[str, Event] = {
         ticket=TICKET,
         assignee=AGENT,
         assigned_by=ADMIN,
+    ),
+    "ticket-closed": TicketClosed(
+        occurred_at=NOW,
+        ticket=TICKET.model_copy(
+            update={
+                "status": TicketStatus.CLOSED,
+                "resolved_at": NOW - timedelta(days=8),
+                "closed_at": NOW,
+            }
+        ),
+        reason="auto",
     ),
 }
 """Per template, an event the tickets service answers with that template."""

@@ -44,6 +44,7 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         **TICKET,
         "assigned_by_name": "Bob",
     },
+    "ticket-closed": {"recipient_name": "Ada", **TICKET, "resolved_days": 8},
 }
 
 
@@ -59,6 +60,7 @@ def test_the_templates_exist(renderer: TemplateRenderer) -> None:
         "sla-breached",
         "sla-warning",
         "ticket-assigned",
+        "ticket-closed",
         "ticket-new-message",
         "ticket-status-change",
         "weekly-report",

@@ -27,7 +27,14 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
-from insightdesk.email.database import EMAIL_QUEUE, EMAIL_QUEUE_OPTIONS
+from insightdesk.email.cleanup import purge_delivery_log
+from insightdesk.email.database import (
+    CLEANUP_EVENT,
+    EMAIL_QUEUE,
+    EMAIL_QUEUE_OPTIONS,
+    MAINTENANCE_OPTIONS,
+    MAINTENANCE_QUEUE,
+)
 from insightdesk.email.delivery import DeliveryLog
 from insightdesk.email.delivery_log import PgDeliveryLog
 from insightdesk.email.errors import (
@@ -42,7 +49,7 @@ from insightdesk.email.providers.factory import make_provider
 from insightdesk.email.settings import EmailSettings
 from insightdesk.email.templates import TemplateRenderer
 from insightdesk.shared.clock import Clock
-from insightdesk.shared.contracts import Event, SendEmail
+from insightdesk.shared.contracts import Event, MaintenanceCleanupRequested, SendEmail
 from insightdesk.shared.errors import DatabaseError
 from insightdesk.shared.queue import Reject, make_pool
 from insightdesk.shared.queue.broker import (
@@ -156,6 +163,25 @@ def build_broker(
             outcome.provider_message_id,
         )
         return outcome.as_output()
+
+    @broker.subscriber(
+        MAINTENANCE_QUEUE,
+        events=[CLEANUP_EVENT],
+        concurrency=1,
+        policy=MAINTENANCE_OPTIONS,
+        title="email-maintenance",
+        description="maintenance.cleanup_requested: purge old delivery-log rows",
+    )
+    async def cleanup(event: MaintenanceCleanupRequested) -> dict[str, object]:
+        purged = await purge_delivery_log(
+            delivery_log=log_store,
+            now=clock.now(),
+            retention_days=settings.delivery_log_retention_days,
+            batch_size=settings.cleanup_batch_size,
+            max_seconds=settings.cleanup_max_seconds,
+        )
+        log.info("cleanup purged %d delivery-log row(s)", purged.rows)
+        return purged.as_output()
 
     return broker
 

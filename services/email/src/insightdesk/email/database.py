@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from insightdesk.email.delivery_log import SCHEMA
 from insightdesk.email.settings import EmailSettings
-from insightdesk.shared.contracts import SendEmail
+from insightdesk.shared.contracts import MaintenanceCleanupRequested, SendEmail
 from insightdesk.shared.queue import QueueClient, QueueOptions
 from insightdesk.shared.service import migrate_service
 
@@ -23,6 +23,10 @@ EMAIL_QUEUE_OPTIONS = QueueOptions(
     dead_letter=DEAD_LETTER_QUEUE,
 )
 DEAD_LETTER_OPTIONS = QueueOptions(retention=30 * 86400.0, delete_after=30 * 86400.0)
+MAINTENANCE_QUEUE = "email-maintenance"
+"""Receives ``maintenance.cleanup_requested`` (delivery-log purge)."""
+CLEANUP_EVENT = MaintenanceCleanupRequested.name
+MAINTENANCE_OPTIONS = QueueOptions(retry_limit=3, retry_delay=60, retry_backoff=True, expire_in=900)
 """Dead letters wait for review (and redrive) a month before the queue's retention drops them."""
 
 
@@ -43,9 +47,12 @@ async def migrate_settings(settings: EmailSettings) -> None:
 
 
 async def declare_queues(client: QueueClient) -> None:
-    """Create ``email-dead`` (unless it exists) and ``email`` with its retry policy."""
+    """Create ``email-dead`` (unless it exists), ``email`` with its retry policy, and
+    ``email-maintenance`` subscribed to ``maintenance.cleanup_requested``."""
     try:
         await client.get_queue(DEAD_LETTER_QUEUE)
     except LookupError:
         await client.create_queue(DEAD_LETTER_QUEUE, DEAD_LETTER_OPTIONS)
     await client.create_queue(EMAIL_QUEUE, EMAIL_QUEUE_OPTIONS)
+    await client.create_queue(MAINTENANCE_QUEUE, MAINTENANCE_OPTIONS)
+    await client.subscribe(CLEANUP_EVENT, MAINTENANCE_QUEUE)

@@ -46,6 +46,10 @@ class EmailSettings(ServiceSettings, StorageSettings):
     db_pool_size: int = Field(default=5, ge=1, le=100)
     """Connections of the service's own pool (the delivery log in schema ``email``); the
     broker keeps its own pool for the queue."""
+    delivery_log_retention_days: int = Field(default=90, ge=1)
+    """The nightly cleanup purges delivery-log rows older than this."""
+    cleanup_batch_size: int = Field(default=5000, ge=1, le=100_000)
+    cleanup_max_seconds: float = Field(default=60.0, gt=0)
     ready_timeout: float = Field(default=2.0, gt=0)
     """How long ``/readyz`` waits for the database and the broker."""
 

@@ -13,9 +13,9 @@ from typing import Any
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from insightdesk.shared.contracts import ExportReport, SendEmail
+from insightdesk.shared.contracts import ExportReport, MaintenanceCleanupRequested, SendEmail
 from insightdesk.shared.migrations import Migration, load_migrations
-from insightdesk.shared.queue import QueueClient
+from insightdesk.shared.queue import QueueClient, QueueOptions
 from insightdesk.shared.service import migrate_service
 from insightdesk.tickets.export_outcomes import declare_export_queue
 from insightdesk.tickets.models import SCHEMA
@@ -24,6 +24,13 @@ from insightdesk.tickets.sla_consumers import declare_sla_queues
 
 SENDS_TO = (SendEmail.queue, ExportReport.queue)
 """Queues this service sends commands to; ``migrate`` and start-up make sure they exist."""
+ACTIONS_QUEUE = "ticket-actions"
+"""The worker's queue of ticket jobs (auto-close, fired by the scheduler)."""
+ACTIONS_OPTIONS = QueueOptions(retry_limit=3, retry_delay=30, retry_backoff=True, expire_in=900)
+MAINTENANCE_QUEUE = "tickets-maintenance"
+"""The worker's queue of ``maintenance.cleanup_requested`` events."""
+CLEANUP_EVENT = MaintenanceCleanupRequested.name
+MAINTENANCE_OPTIONS = QueueOptions(retry_limit=3, retry_delay=60, retry_backoff=True, expire_in=900)
 
 
 def make_engine(dsn: str, *, pool_size: int = 10, max_overflow: int = 5) -> AsyncEngine:
@@ -62,7 +69,12 @@ async def migrate(settings: TicketsSettings) -> None:
 
 
 async def declare_queues(client: QueueClient) -> None:
+    """The queues the API sends to, and the worker's queues with their policies (subscribed to
+    their events, so nothing published before the worker's first start is lost)."""
     for queue in SENDS_TO:
         await client.ensure_queue(queue)
+    await client.create_queue(ACTIONS_QUEUE, ACTIONS_OPTIONS)
+    await client.create_queue(MAINTENANCE_QUEUE, MAINTENANCE_OPTIONS)
+    await client.subscribe(CLEANUP_EVENT, MAINTENANCE_QUEUE)
     await declare_export_queue(client)
     await declare_sla_queues(client)

@@ -9,6 +9,8 @@ transaction that published the event. No I/O, no clock: everything comes from th
   except whoever changed it;
 * ``ticket.assigned`` → ``ticket-assigned`` to the new assignee, unless they assigned
   themselves;
+* ``ticket.closed`` with reason ``auto`` → ``ticket-closed`` to the customer (a manual close
+  is a status change and mailed as one);
 * ``user.registered`` → ``welcome`` to the new user.
 
 Ticket notifications are deduplicated per (ticket, recipient, type) for five minutes: the
@@ -26,6 +28,7 @@ service validates and its templates use:
 ``ticket-new-message``      :class:`~insightdesk.shared.contracts.TicketNewMessageContext`
 ``ticket-status-change``    :class:`~insightdesk.shared.contracts.TicketStatusChangeContext`
 ``ticket-assigned``         :class:`~insightdesk.shared.contracts.TicketAssignedContext`
+``ticket-closed``           :class:`~insightdesk.shared.contracts.TicketClosedContext`
 ==========================  ===========================================================
 """
 
@@ -41,6 +44,8 @@ from insightdesk.shared.contracts import (
     SendEmail,
     TicketAssigned,
     TicketAssignedContext,
+    TicketClosed,
+    TicketClosedContext,
     TicketMessageAdded,
     TicketNewMessageContext,
     TicketSnapshot,
@@ -59,6 +64,7 @@ WELCOME = "welcome"
 NEW_MESSAGE = "ticket-new-message"
 STATUS_CHANGE = "ticket-status-change"
 ASSIGNED = "ticket-assigned"
+CLOSED = "ticket-closed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +85,8 @@ def notifications_for(event: Event) -> list[Notification]:
             return on_status_changed(event)
         case TicketAssigned():
             return on_assigned(event)
+        case TicketClosed():
+            return on_closed(event)
         case UserRegistered():
             return on_user_registered(event)
         case _:
@@ -143,6 +151,26 @@ def on_assigned(event: TicketAssigned) -> list[Notification]:
     return [
         _ticket_email(ASSIGNED, ticket, assignee, context, occasion=_instant(event.occurred_at))
     ]
+
+
+def on_closed(event: TicketClosed) -> list[Notification]:
+    ticket = event.ticket
+    if event.reason != "auto" or ticket.closed_at is None:
+        return []
+    resolved_days = (ticket.closed_at - (ticket.resolved_at or ticket.closed_at)).days
+    context = TicketClosedContext(
+        recipient_name=ticket.customer.name,
+        ticket_id=str(ticket.id),
+        ticket_subject=ticket.subject,
+        resolved_days=resolved_days,
+    )
+    command = SendEmail(
+        to=ticket.customer.email,
+        template=CLOSED,
+        context=template_context(context),
+        idempotency_key=f"{CLOSED}:{ticket.id}:{ticket.customer.id}:{_instant(ticket.closed_at)}",
+    )
+    return [Notification(command)]
 
 
 def on_user_registered(event: UserRegistered) -> list[Notification]:

@@ -145,11 +145,23 @@ class SlaBreachedContext(Contract):
     ticket_url: str | None = None
 
 
+class TicketClosedContext(Contract):
+    """``ticket-closed``: the recipient's resolved ticket was closed automatically."""
+
+    recipient_name: str
+    ticket_id: str
+    ticket_subject: str
+    resolved_days: int
+    """How many days the ticket had been resolved (the organization's auto-close setting)."""
+    ticket_url: str | None = None
+
+
 TEMPLATE_CONTEXTS: dict[str, type[Contract]] = {
     "welcome": WelcomeContext,
     "ticket-new-message": TicketNewMessageContext,
     "ticket-status-change": TicketStatusChangeContext,
     "ticket-assigned": TicketAssignedContext,
+    "ticket-closed": TicketClosedContext,
     "daily-digest": DailyDigestContext,
     "weekly-report": WeeklyReportContext,
     "report-ready": ReportReadyContext,
