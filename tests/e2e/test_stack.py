@@ -23,7 +23,7 @@ import httpx
 import psycopg
 import pytest
 
-pytestmark = pytest.mark.timeout(360)  # six processes start and stop per test; slow when the machine is busy
+pytestmark = pytest.mark.timeout(360)  # six processes start and stop per test; busy machine
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
