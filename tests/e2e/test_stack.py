@@ -23,7 +23,7 @@ import httpx
 import psycopg
 import pytest
 
-# Four service processes start (and import) at once: on a loaded 2-core machine that alone can
+# Six service processes start (and import) at once: on a loaded 2-core machine that alone can
 # take a minute or more, beyond the suite's default 120 s per test.
 pytestmark = pytest.mark.timeout(360)
 
@@ -31,7 +31,7 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
-PROCESSES = 5  # tickets API, email, scheduler, tickets worker, sla: base port + 0..4
+PROCESSES = 6  # tickets API, email, scheduler, tickets worker, sla, reports: base + 0..5
 OPERATOR_TOKEN = "e2e-operator-token"
 
 
@@ -115,7 +115,7 @@ def _mails(outbox: Path) -> list[email.message.EmailMessage]:
     return found
 
 
-@pytest.mark.timeout(600)  # five services migrate and start first; slow on a busy machine
+@pytest.mark.timeout(600)  # six services migrate and start first; slow on a busy machine
 def test_customer_message_mails_the_agent_once_with_the_request_trace(
     stack: tuple[str, Path],
 ) -> None:
@@ -184,7 +184,7 @@ def test_customer_message_mails_the_agent_once_with_the_request_trace(
     assert welcome, "registration sends a welcome mail"
 
 
-@pytest.mark.timeout(600)  # five services migrate and start first; slow on a busy machine
+@pytest.mark.timeout(600)  # six services migrate and start first; slow on a busy machine
 def test_auto_close_run_by_hand_closes_an_old_resolved_ticket_and_mails_the_customer_once(
     stack: tuple[str, Path], db_dsn: str
 ) -> None:

@@ -87,10 +87,24 @@ def test_template_contexts_are_flat_and_leave_out_unset_optional_keys() -> None:
         "ticket-new-message",
         "ticket-status-change",
         "ticket-assigned",
-        "ticket-closed",
+        "daily-digest",
+        "weekly-report",
+        "report-ready",
         "sla-warning",
         "sla-breached",
+        "ticket-closed",
     }
+
+
+FIGURES_REQUIRED = {
+    "organization_name",
+    "period_label",
+    "new",
+    "solved",
+    "reopened",
+    "closed",
+    "unassigned",
+}
 
 
 def test_template_context_fields_added_later_have_defaults() -> None:
@@ -114,52 +128,20 @@ def test_template_context_fields_added_later_have_defaults() -> None:
             "changed_by_name",
         },
         "ticket-assigned": {"recipient_name", "ticket_id", "ticket_subject", "assigned_by_name"},
-        "ticket-closed": {"recipient_name", "ticket_id", "ticket_subject", "resolved_days"},
+        "daily-digest": {*FIGURES_REQUIRED, "recipient_name"},
+        "weekly-report": {*FIGURES_REQUIRED, "recipient_name"},
+        "report-ready": {
+            "recipient_name",
+            "export_id",
+            "format",
+            "rows",
+            "download_url",
+            "expires_at",
+        },
         "sla-warning": {"recipient_name", "ticket_id", "ticket_subject", "target", "due_at"},
         "sla-breached": {"recipient_name", "ticket_id", "ticket_subject", "target", "due_at"},
+        "ticket-closed": {"recipient_name", "ticket_id", "ticket_subject", "resolved_days"},
     }
     for template, model in TEMPLATE_CONTEXTS.items():
         required = {name for name, field in model.model_fields.items() if field.is_required()}
         assert required == first_revision[template], template
-
-
-def test_sla_contracts_validate_what_needs_no_data() -> None:
-    from insightdesk.shared.contracts import (  # noqa: PLC0415
-        ALL_EVENTS,
-        SLA_EVENTS,
-        BusinessCalendarConfig,
-        SlaPolicyConfig,
-    )
-
-    names = [e.name for e in (*ALL_EVENTS, *SLA_EVENTS)]
-    assert len(names) == len(set(names))
-    with pytest.raises(ValidationError, match="time zone"):
-        BusinessCalendarConfig(name="x", time_zone="Nowhere/Atlantis")
-    with pytest.raises(ValidationError, match="overlaps"):
-        BusinessCalendarConfig.model_validate(
-            {
-                "name": "x",
-                "hours": {
-                    "saturday": [{"start": "20:00", "end": "04:00"}],
-                    "sunday": [{"start": "03:00", "end": "05:00"}],
-                },
-            }
-        )
-    night = BusinessCalendarConfig.model_validate(
-        {
-            "name": "x",
-            "hours": {
-                "sunday": [{"start": "22:00", "end": "06:00"}],
-                "monday": [{"start": "06:00", "end": "09:00"}],
-            },
-        }
-    )
-    assert night.hours
-    with pytest.raises(ValidationError, match="exactly one"):
-        SlaPolicyConfig.model_validate(
-            {"name": "p", "warning": {"percent_elapsed": 50, "minutes_before": 5}}
-        )
-    with pytest.raises(ValidationError, match="increasing"):
-        SlaPolicyConfig.model_validate(
-            {"name": "p", "escalation": [{"after_minutes": 30}, {"after_minutes": 10}]}
-        )

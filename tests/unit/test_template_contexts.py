@@ -20,6 +20,7 @@ from insightdesk.email.errors import InvalidTemplateContext
 from insightdesk.email.templates import PARTS, TemplateRenderer
 from insightdesk.shared.contracts import (
     TEMPLATE_CONTEXTS,
+    DigestFiguresContext,
     Event,
     Role,
     SendEmail,
@@ -129,6 +130,9 @@ OPTIONAL_VALUES = {
 """A value for every optional key of every context model."""
 
 LOCALES = ["en", "de", "de-AT", "fr"]
+TICKET_TEMPLATES = sorted([*EVENTS, *SLA_ALERTS])
+REPORT_TEMPLATES = {"daily-digest", "weekly-report", "report-ready"}
+"""Sent by the reports service; their contracts are pinned in tests/unit/reports."""
 
 
 @pytest.fixture(scope="module")
@@ -151,10 +155,14 @@ def command_for(template: str) -> SendEmail:
 def test_every_template_has_an_event_and_the_email_service_has_every_template(
     renderer: TemplateRenderer,
 ) -> None:
-    assert set(EVENTS) | set(SLA_ALERTS) == set(TEMPLATE_CONTEXTS) == set(renderer.templates)
+    assert (
+        set(EVENTS) | set(SLA_ALERTS) | REPORT_TEMPLATES
+        == set(TEMPLATE_CONTEXTS)
+        == set(renderer.templates)
+    )
 
 
-@pytest.mark.parametrize("template", sorted(TEMPLATE_CONTEXTS))
+@pytest.mark.parametrize("template", TICKET_TEMPLATES)
 def test_the_tickets_context_is_exactly_the_contract(template: str) -> None:
     context = command_for(template).context
     model = TEMPLATE_CONTEXTS[template].model_validate(context)
@@ -164,7 +172,7 @@ def test_the_tickets_context_is_exactly_the_contract(template: str) -> None:
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-@pytest.mark.parametrize("template", sorted(TEMPLATE_CONTEXTS))
+@pytest.mark.parametrize("template", TICKET_TEMPLATES)
 def test_the_email_service_renders_what_the_tickets_service_sends(
     renderer: TemplateRenderer, template: str, locale: str
 ) -> None:
@@ -197,7 +205,7 @@ def test_names_and_bodies_from_the_tickets_service_are_escaped_in_html(
     assert "&lt;b&gt;not bold&lt;/b&gt;" in mail.html and "<b>not bold</b>" in mail.text
 
 
-@pytest.mark.parametrize("template", sorted(TEMPLATE_CONTEXTS))
+@pytest.mark.parametrize("template", TICKET_TEMPLATES)
 def test_every_optional_key_of_the_contract_is_rendered_when_given(
     renderer: TemplateRenderer, template: str
 ) -> None:
@@ -233,14 +241,24 @@ def test_templates_use_only_keys_of_their_contract(renderer: TemplateRenderer) -
         unknown = _variables(env, path) - fields
         assert not unknown, f"{path} uses {sorted(unknown)}, not in its context contract"
         checked += 1
-    # every part in en; in de the welcome and the SLA mails
-    assert checked == 3 * (len(TEMPLATE_CONTEXTS) + 1 + len(SLA_ALERTS))
+    # every part in en; in de the welcome, the SLA mails and the three report mails
+    assert checked == 3 * (len(TEMPLATE_CONTEXTS) + 1 + len(SLA_ALERTS) + len(REPORT_TEMPLATES))
 
 
 def test_the_layouts_need_no_context(renderer: TemplateRenderer) -> None:
-    layouts = [p for p in renderer.env.list_templates() if p.rpartition("/")[2].startswith("_")]
+    layouts = [p for p in renderer.env.list_templates() if "/_layout." in p]
     assert layouts
     assert all(_variables(renderer.env, path) == set() for path in layouts)
+
+
+def test_the_figures_partials_use_only_keys_of_the_figures_contract(
+    renderer: TemplateRenderer,
+) -> None:
+    partials = [p for p in renderer.env.list_templates() if "/_figures." in p]
+    assert len(partials) == 4  # html and text, en and de
+    fields = set(DigestFiguresContext.model_fields)
+    for path in partials:
+        assert _variables(renderer.env, path) <= fields, path
 
 
 def test_a_context_of_another_template_is_refused_before_rendering(

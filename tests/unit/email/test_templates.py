@@ -53,14 +53,17 @@ def renderer() -> TemplateRenderer:
     return TemplateRenderer()
 
 
-def test_the_seven_templates_exist(renderer: TemplateRenderer) -> None:
+def test_the_templates_exist(renderer: TemplateRenderer) -> None:
     assert renderer.templates == (
+        "daily-digest",
+        "report-ready",
         "sla-breached",
         "sla-warning",
         "ticket-assigned",
         "ticket-closed",
         "ticket-new-message",
         "ticket-status-change",
+        "weekly-report",
         "welcome",
     )
 

@@ -49,17 +49,31 @@ class ServiceSpec:
 
 def default_services(data: Path, base_port: int) -> list[ServiceSpec]:
     mail_dir = str(data / "mail")
+    storage_dir = str(data / "storage")
     return [
         ServiceSpec("tickets", "TICKETS_HTTP_PORT", base_port),
         ServiceSpec(
             "email",
             "EMAIL_HTTP_PORT",
             base_port + 1,
-            (("EMAIL_PROVIDER", "file"), ("EMAIL_OUTBOX_DIR", mail_dir)),
+            (
+                ("EMAIL_PROVIDER", "file"),
+                ("EMAIL_OUTBOX_DIR", mail_dir),
+                ("EMAIL_STORAGE_DIR", storage_dir),
+            ),
         ),
         ServiceSpec("scheduler", "SCHEDULER_HTTP_PORT", base_port + 2),
         ServiceSpec("tickets", "TICKETS_WORKER_HTTP_PORT", base_port + 3, process="worker"),
         ServiceSpec("sla", "SLA_HTTP_PORT", base_port + 4),
+        ServiceSpec(
+            "reports",
+            "REPORTS_HTTP_PORT",
+            base_port + 5,
+            (
+                ("REPORTS_STORAGE_DIR", storage_dir),
+                ("REPORTS_PUBLIC_BASE_URL", f"http://127.0.0.1:{base_port + 5}"),
+            ),
+        ),
     ]
 
 

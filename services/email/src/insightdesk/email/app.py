@@ -42,7 +42,7 @@ from insightdesk.email.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from insightdesk.email.handlers import SYSTEM_CLOCK, JobAttempt, send_email
+from insightdesk.email.handlers import SYSTEM_CLOCK, FileSource, JobAttempt, send_email
 from insightdesk.email.messages import address_domain
 from insightdesk.email.providers import EmailProvider
 from insightdesk.email.providers.factory import make_provider
@@ -64,6 +64,7 @@ from insightdesk.shared.queue.broker import (
     make_asgi_app,
 )
 from insightdesk.shared.service import ProcessContext
+from insightdesk.shared.storage.factory import make_storage
 from insightdesk.shared.telemetry import current_trace_id
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ def build_broker(
     registry: CollectorRegistry | None = None,
     queue_metrics: QueueMetrics | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    files: FileSource | None = None,
 ) -> PgBroker:
     """The broker with the ``email`` subscriber wired to ``provider``. ``delivery_log`` is the
     log itself, or a factory given the broker (the Postgres log publishes its events through
@@ -141,6 +143,7 @@ def build_broker(
                 attempt=attempt,
                 lease_seconds=settings.send_lease_seconds,
                 clock=clock,
+                files=files,
             )
         except PermanentDeliveryError as exc:
             log.warning("mail %s rejected: %s", command.idempotency_key, exc)
@@ -218,6 +221,7 @@ async def email_process(
             registry=ctx.registry,
             queue_metrics=queue_metrics,
             clock=ctx.clock,
+            files=make_storage(settings.storage_config()),
         )
 
         async def broker_answers() -> bool:

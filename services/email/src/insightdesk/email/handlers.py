@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import trace
 
@@ -18,13 +18,47 @@ from insightdesk.email.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from insightdesk.email.messages import DeliveryReceipt, compose, message_id_for
+from insightdesk.email.messages import DeliveryReceipt, MailFile, compose, message_id_for
 from insightdesk.email.providers.base import EmailProvider
 from insightdesk.email.templates import TemplateRenderer
 from insightdesk.shared.clock import Clock, SystemClock
 from insightdesk.shared.contracts import EmailDelivered, EmailFailed, SendEmail
+from insightdesk.shared.storage import ObjectNotFound, StorageError
 
 SYSTEM_CLOCK = SystemClock()
+
+
+class FileSource(Protocol):
+    """Where attachments are read from (shared object storage)."""
+
+    async def read(self, key: str) -> bytes: ...
+
+
+async def load_files(command: SendEmail, files: FileSource | None) -> tuple[MailFile, ...]:
+    """The command's attachments, read from storage. A missing object or a command with
+    attachments but no storage configured is permanent; a storage outage is transient."""
+    if not command.attachments:
+        return ()
+    if files is None:
+        raise PermanentDeliveryError("the mail has attachments but no storage is configured")
+    loaded = []
+    for item in command.attachments:
+        try:
+            data = await files.read(item.key)
+        except ObjectNotFound as exc:
+            raise PermanentDeliveryError(f"attachment {item.key!r} is not in storage") from exc
+        except StorageError as exc:
+            raise TransientDeliveryError(f"attachment {item.key!r} unreadable: {exc}") from exc
+        loaded.append(
+            MailFile(
+                filename=item.filename,
+                content_type=item.content_type,
+                data=data,
+                inline=item.inline,
+                content_id=item.content_id,
+            )
+        )
+    return tuple(loaded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +102,7 @@ async def send_email(
     attempt: JobAttempt,
     lease_seconds: float = 120.0,
     clock: Clock = SYSTEM_CLOCK,
+    files: FileSource | None = None,
 ) -> DeliveryOutcome:
     """Deliver ``command`` at most once per idempotency key.
 
@@ -96,6 +131,7 @@ async def send_email(
 
     try:
         rendered = renderer.render(command.template, command.context, command.locale)
+        attached = await load_files(command, files)
         message = compose(
             rendered,
             sender=sender,
@@ -104,11 +140,15 @@ async def send_email(
             message_id=request.message_id,
             trace_id=attempt.trace_id,
             now=clock.now(),
+            files=attached,
         )
     except PermanentDeliveryError as exc:
         await _failed(
             delivery_log, request=request, claim=claim, command=command, error=str(exc), clock=clock
         )
+        raise
+    except TransientDeliveryError as exc:  # storage unreachable: let the next attempt claim
+        await delivery_log.release(request, claim, str(exc))
         raise
 
     tracer = trace.get_tracer("insightdesk.email")

@@ -1,8 +1,11 @@
 """Settings of the email service (``EMAIL_*`` environment variables), validated once at start-up.
 
-``EMAIL_PROVIDER`` picks the delivery provider: ``file`` (default; every mail an ``.eml`` file in
-``EMAIL_OUTBOX_DIR``), ``smtp`` (``EMAIL_SMTP_*``) or ``resend`` (``EMAIL_RESEND_*``). Secrets are
-``SecretStr`` and a placeholder API key is refused outside development.
+Attachments named in a ``SendEmail`` are read from the shared object storage configured by
+``EMAIL_STORAGE_*`` (see :class:`insightdesk.shared.storage.StorageSettings`; the same store the
+reports service writes to). ``EMAIL_PROVIDER`` picks the delivery provider: ``file`` (default;
+every mail an ``.eml`` file in ``EMAIL_OUTBOX_DIR``), ``smtp`` (``EMAIL_SMTP_*``) or ``resend``
+(``EMAIL_RESEND_*``). Secrets are ``SecretStr`` and a placeholder API key is refused outside
+development.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from pydantic_settings import SettingsConfigDict
 
 from insightdesk.shared.errors import ConfigurationError
 from insightdesk.shared.settings import ServiceSettings
+from insightdesk.shared.storage import StorageSettings
 
 ProviderName = Literal["file", "smtp", "resend"]
 
 
-class EmailSettings(ServiceSettings):
+class EmailSettings(ServiceSettings, StorageSettings):
     model_config = SettingsConfigDict(env_prefix="EMAIL_", extra="ignore", frozen=True)
 
     http_port: int = Field(default=8001, ge=0, le=65535)

@@ -25,7 +25,7 @@ from insightdesk.shared.health import Health
 from insightdesk.shared.queue.broker import PgBroker, PgPrometheusMiddleware, PgTelemetryMiddleware
 from insightdesk.shared.service import ProcessContext
 from insightdesk.shared.telemetry import configure_tracing
-from insightdesk.tickets.api import accounts, operations, sla, tickets
+from insightdesk.tickets.api import accounts, exports, operations, sla, tickets
 from insightdesk.tickets.api.dependencies import Runtime
 from insightdesk.tickets.api.operations import broker_answers, database_answers
 from insightdesk.tickets.api.problems import install_problem_handlers
@@ -130,6 +130,7 @@ def create_app(
     app.include_router(accounts.users)
     app.include_router(accounts.organizations)
     app.include_router(tickets.router)
+    app.include_router(exports.router)
     app.include_router(sla.router)
     app.add_middleware(HttpMetrics, registry=registry)
     FastAPIInstrumentor.instrument_app(

@@ -13,15 +13,16 @@ from typing import Any
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from insightdesk.shared.contracts import MaintenanceCleanupRequested, SendEmail
+from insightdesk.shared.contracts import ExportReport, MaintenanceCleanupRequested, SendEmail
 from insightdesk.shared.migrations import Migration, load_migrations
 from insightdesk.shared.queue import QueueClient, QueueOptions
 from insightdesk.shared.service import migrate_service
+from insightdesk.tickets.export_outcomes import declare_export_queue
 from insightdesk.tickets.models import SCHEMA
 from insightdesk.tickets.settings import TicketsSettings
 from insightdesk.tickets.sla_consumers import declare_sla_queues
 
-SENDS_TO = (SendEmail.queue,)
+SENDS_TO = (SendEmail.queue, ExportReport.queue)
 """Queues this service sends commands to; ``migrate`` and start-up make sure they exist."""
 ACTIONS_QUEUE = "ticket-actions"
 """The worker's queue of ticket jobs (auto-close, fired by the scheduler)."""
@@ -75,4 +76,5 @@ async def declare_queues(client: QueueClient) -> None:
     await client.create_queue(ACTIONS_QUEUE, ACTIONS_OPTIONS)
     await client.create_queue(MAINTENANCE_QUEUE, MAINTENANCE_OPTIONS)
     await client.subscribe(CLEANUP_EVENT, MAINTENANCE_QUEUE)
+    await declare_export_queue(client)
     await declare_sla_queues(client)

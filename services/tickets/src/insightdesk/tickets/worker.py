@@ -43,6 +43,7 @@ from insightdesk.tickets.database import (
     MAINTENANCE_QUEUE,
     make_engine,
 )
+from insightdesk.tickets.export_outcomes import register_export_outcomes
 from insightdesk.tickets.lifecycle import archive_closed, auto_close
 from insightdesk.tickets.lifecycle_store import PgLifecycleStore
 from insightdesk.tickets.settings import TicketsSettings
@@ -70,14 +71,14 @@ def build_worker_broker(
     broker = PgBroker(
         settings.require_database_url(),
         schema=settings.queue_schema,
-        max_size=6,  # a connection per consumed queue, and room to publish
+        max_size=6,  # one consumer connection for all queues, and room to publish
         queue_metrics=queue_metrics,
         graceful_timeout=settings.shutdown_timeout,
         middlewares=[
             PgTelemetryMiddleware(tracer_provider=ctx.tracer_provider),
             PgPrometheusMiddleware(registry=ctx.registry, app_name="tickets-worker"),
         ],
-        description="InsightDesk tickets worker: auto-close, cleanup, SLA targets and alerts",
+        description="InsightDesk tickets worker: auto-close, cleanup, SLA targets and alerts, export outcomes",
     )
     store = PgLifecycleStore(store_pool, broker)
     if sessions is not None:
@@ -114,6 +115,7 @@ def build_worker_broker(
         log.info("cleanup archived %d ticket(s)", result.done)
         return result.as_output()
 
+    register_export_outcomes(broker, store_pool)  # report.export_* set an export's state
     return broker
 
 
