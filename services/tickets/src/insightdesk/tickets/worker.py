@@ -78,7 +78,10 @@ def build_worker_broker(
             PgTelemetryMiddleware(tracer_provider=ctx.tracer_provider),
             PgPrometheusMiddleware(registry=ctx.registry, app_name="tickets-worker"),
         ],
-        description="InsightDesk tickets worker: auto-close, cleanup, SLA targets and alerts, export outcomes",
+        description=(
+            "InsightDesk tickets worker: auto-close, cleanup, SLA targets and alerts, "
+            "export outcomes"
+        ),
     )
     store = PgLifecycleStore(store_pool, broker)
     if sessions is not None:
