@@ -104,14 +104,14 @@ def test_customer_message_mails_the_agent_once_with_the_request_trace(
     with httpx.Client(base_url=base, timeout=10) as http:
         created = http.post(
             "/organizations",
-            json={"name": "Acme", "admin": {"email": "admin@acme.test", "name": "Ada Admin"}},
+            json={"name": "Acme", "admin": {"email": "admin@acme.example", "name": "Ada Admin"}},
         )
         assert created.status_code == 201, created.text
         admin = {"Authorization": f"Bearer {created.json()['api_token']}"}
         users = {}
         for role, address, name in (
-            ("agent", "agent@acme.test", "Alan Agent"),
-            ("customer", "cleo@acme.test", "Cleo Customer"),
+            ("agent", "agent@acme.example", "Alan Agent"),
+            ("customer", "cleo@acme.example", "Cleo Customer"),
         ):
             made = http.post(
                 "/users", json={"email": address, "name": name, "role": role}, headers=admin
@@ -143,7 +143,7 @@ def test_customer_message_mails_the_agent_once_with_the_request_trace(
         return [
             m
             for m in _mails(outbox)
-            if "agent@acme.test" in str(m["To"])
+            if "agent@acme.example" in str(m["To"])
             and "Still smoking!" in (m.get_body(("plain",)) or m).get_content()
         ]
 
@@ -161,5 +161,5 @@ def test_customer_message_mails_the_agent_once_with_the_request_trace(
     ]
     consumer = [s for s in spans if s["trace_id"] == TRACE_ID and s["kind"] == "CONSUMER"]
     assert consumer, "the email consumer's span is not part of the request's trace"
-    welcome = [m for m in _mails(outbox) if "cleo@acme.test" in str(m["To"])]
+    welcome = [m for m in _mails(outbox) if "cleo@acme.example" in str(m["To"])]
     assert welcome, "registration sends a welcome mail"

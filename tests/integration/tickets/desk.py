@@ -21,6 +21,10 @@ EVENTS = (
 )
 
 
+OPERATOR_TOKEN = "operator-token-for-tests-only"  # a test value, not a secret
+OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+
+
 def probe_queue(event: str) -> str:
     return f"probe.{event}"
 
@@ -82,6 +86,7 @@ async def bootstrap(http: httpx.AsyncClient, name: str = "Acme", admin: str = "A
     response = await http.post(
         "/organizations",
         json={"name": name, "admin": {"email": f"{admin.lower()}@{domain}.example", "name": admin}},
+        headers=OPERATOR,
     )
     assert response.status_code == 201, response.text
     body = response.json()

@@ -48,9 +48,12 @@ async def test_opening_a_ticket_publishes_ticket_created_with_its_snapshot(
     http: httpx.AsyncClient, probes: Probes
 ) -> None:
     org = await bootstrap(http)
+    agent = await add_user(http, org, "Arne", "agent")
     customer = await add_user(http, org, "Carla")
 
-    ticket = await open_ticket(http, customer, "Printer on fire", priority="high")
+    ticket = await open_ticket(
+        http, agent, "Printer on fire", priority="high", customer_id=customer.id
+    )
 
     [event] = await probes.events("ticket.created")
     snapshot = event["ticket"]
@@ -62,7 +65,7 @@ async def test_opening_a_ticket_publishes_ticket_created_with_its_snapshot(
         "high",
     )
     assert snapshot["customer"]["id"] == customer.id and snapshot["assignee"] is None
-    assert event["created_by"]["id"] == customer.id
+    assert event["created_by"]["id"] == agent.id
     assert ticket["created_at"] == ticket["updated_at"]
     assert {m["template"] for m in await probes.emails()} == {"welcome"}
 

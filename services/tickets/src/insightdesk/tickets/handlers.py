@@ -20,6 +20,7 @@ from insightdesk.shared.contracts import (
     TicketClosed,
     TicketCreated,
     TicketMessageAdded,
+    TicketPriority,
     TicketPriorityChanged,
     TicketStatus,
     TicketStatusChanged,
@@ -101,9 +102,13 @@ async def create_ticket(
 ) -> TicketView:
     """Open a ticket (customers for themselves, staff for a customer of the organization).
 
+    Priority is staff's to set (as with ``change_priority``): a customer's ticket starts
+    ``normal`` and a customer asking for another priority is refused.
     An opening ``body`` becomes the ticket's first message (not a reply, so never the first
     response) and is published as ``ticket.message_added`` after ``ticket.created``.
     """
+    if not actor.is_staff and command.priority is not TicketPriority.NORMAL:
+        raise Forbidden("only an agent or admin may set a ticket's priority")
     customer_id = await _customer_for(command, actor=actor, repo=repo)
     ticket = Ticket(
         id=uuid.uuid4(),
