@@ -56,7 +56,7 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) ->
 @pytest.fixture
 def stack(db_dsn: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     port = _free_port_pair()
-    env = {**os.environ, "DATABASE_URL": db_dsn}
+    env = {**os.environ, "DATABASE_URL": db_dsn, "TICKETS_NOTIFY_WINDOW_SECONDS": "1"}
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -87,6 +87,8 @@ def test_template_contexts_are_flat_and_leave_out_unset_optional_keys() -> None:
         "ticket-new-message",
         "ticket-status-change",
         "ticket-assigned",
+        "ticket-update",
+        "ticket-opened",
     }
 
 
@@ -111,6 +113,16 @@ def test_template_context_fields_added_later_have_defaults() -> None:
             "changed_by_name",
         },
         "ticket-assigned": {"recipient_name", "ticket_id", "ticket_subject", "assigned_by_name"},
+        "ticket-update": {"recipient_name", "ticket_id", "ticket_subject", "status", "updates"},
+        "ticket-opened": {
+            "recipient_name",
+            "ticket_id",
+            "ticket_subject",
+            "customer_name",
+            "opened_by_name",
+            "ticket_priority",
+            "for_customer",
+        },
     }
     for template, model in TEMPLATE_CONTEXTS.items():
         required = {name for name, field in model.model_fields.items() if field.is_required()}

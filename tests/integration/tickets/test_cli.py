@@ -52,7 +52,15 @@ async def test_migrate_creates_the_schema_and_the_email_queue_and_can_run_twice(
             "ORDER BY table_name"
         )
         tables = [r[0] for r in await cur.fetchall()]
-    assert tables == ["messages", "organizations", "participants", "tickets", "users", "version"]
+    assert tables == [
+        "messages",
+        "organizations",
+        "participants",
+        "pending_notifications",
+        "tickets",
+        "users",
+        "version",
+    ]
     assert (await client.get_queue("email"))["name"] == "email"
 
 

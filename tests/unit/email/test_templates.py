@@ -52,11 +52,13 @@ def renderer() -> TemplateRenderer:
     return TemplateRenderer()
 
 
-def test_the_four_templates_exist(renderer: TemplateRenderer) -> None:
+def test_the_templates_exist(renderer: TemplateRenderer) -> None:
     assert renderer.templates == (
         "ticket-assigned",
         "ticket-new-message",
+        "ticket-opened",
         "ticket-status-change",
+        "ticket-update",
         "welcome",
     )
 

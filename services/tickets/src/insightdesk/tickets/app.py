@@ -30,6 +30,7 @@ from insightdesk.tickets.api.problems import install_problem_handlers
 from insightdesk.tickets.database import SENDS_TO, make_engine
 from insightdesk.tickets.metrics import HttpMetrics
 from insightdesk.tickets.settings import TicketsSettings
+from insightdesk.tickets.subscribers import subscribe_notification_flush
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +82,20 @@ def create_app(
         dsn,
         schema=settings.queue_schema,
         min_size=1,
-        max_size=2,  # ensure_queue and readiness only: publishes use the request's connection
+        max_size=4,  # queues, readiness and the flush consumer: publishes use the request's own
         middlewares=[
             PgTelemetryMiddleware(tracer_provider=provider),
             PgPrometheusMiddleware(registry=registry, app_name=SERVICE),
         ],
         graceful_timeout=settings.shutdown_timeout,
     )
+    sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    # the ticket-notifications consumer runs here until the tickets worker process exists
+    subscribe_notification_flush(broker, sessions=sessions, settings=settings)
     runtime = Runtime(
         settings=settings,
         engine=engine,
-        sessions=async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
+        sessions=sessions,
         broker=broker,
         registry=registry,
         clock=clock,

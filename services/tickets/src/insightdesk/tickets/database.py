@@ -18,6 +18,8 @@ from insightdesk.shared.migrations import Migration, load_migrations, migrate_sc
 from insightdesk.shared.queue import QueueClient
 from insightdesk.shared.queue.migrator import migrate as migrate_queue
 from insightdesk.tickets.models import SCHEMA
+from insightdesk.tickets.notifications import FLUSH_QUEUE
+from insightdesk.tickets.subscribers import FLUSH_QUEUE_OPTIONS
 
 SENDS_TO = (SendEmail.queue,)
 """Queues this service sends commands to; ``migrate`` and start-up make sure they exist."""
@@ -52,3 +54,4 @@ async def migrate_database(dsn: str, *, queue_schema: str = "queue") -> None:
     ) as client:
         for queue in SENDS_TO:
             await client.ensure_queue(queue)
+        await client.create_queue(FLUSH_QUEUE, FLUSH_QUEUE_OPTIONS)

@@ -23,6 +23,13 @@ class TicketsSettings(ServiceSettings):
     ``Authorization: Bearer <operator token>``; without one the route is not served there.
     Placeholder values are refused at start-up."""
 
+    notify_window_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    """Ticket updates to one recipient are collected this long from the first one, then mailed
+    together (``TICKETS_NOTIFY_WINDOW_SECONDS``)."""
+    public_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    """Where ticket links in mails point: ``<url>/tickets/<id>`` (``TICKETS_PUBLIC_BASE_URL``);
+    unset: mails carry no link."""
+
     db_pool_size: int = Field(default=10, ge=1, le=200)
     """Connections of the SQLAlchemy engine (one per in-flight request)."""
     db_max_overflow: int = Field(default=5, ge=0, le=200)
