@@ -16,10 +16,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -40,7 +42,7 @@ def _free_port_pair() -> int:
     raise RuntimeError("no two free adjacent ports")
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the stack exited while starting"
@@ -97,8 +99,24 @@ def _mails(outbox: Path) -> list[email.message.EmailMessage]:
     return found
 
 
+def _agent_mails(outbox: Path) -> list[email.message.EmailMessage]:
+    """The agent's ticket-update mails (not the welcome)."""
+    return [
+        m
+        for m in _mails(outbox)
+        if "agent@acme.example" in str(m["To"]) and str(m["Subject"]).startswith("Re:")
+    ]
+
+
+def _wait_for(found: Callable[[], list[Any]], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not found():
+        assert time.monotonic() < deadline, f"{what} did not arrive within {timeout}s"
+        time.sleep(0.2)
+
+
 def test_customer_message_mails_the_agent_once_with_the_request_trace(
-    stack: tuple[str, Path],
+    stack: tuple[str, Path], db_dsn: str
 ) -> None:
     base, data = stack
     with httpx.Client(base_url=base, timeout=10) as http:
@@ -130,6 +148,7 @@ def test_customer_message_mails_the_agent_once_with_the_request_trace(
             headers=admin,
         )
         assert assigned.status_code == 200, assigned.text
+        _wait_for(lambda: _agent_mails(data / "mail"), "the assignment mail")  # window closed
         posted = http.post(
             f"/tickets/{ticket_id}/messages",
             json={"body": "Still smoking!"},
@@ -142,16 +161,24 @@ def test_customer_message_mails_the_agent_once_with_the_request_trace(
     def new_message_mails() -> list[email.message.EmailMessage]:
         return [
             m
-            for m in _mails(outbox)
-            if "agent@acme.example" in str(m["To"])
-            and "Still smoking!" in (m.get_body(("plain",)) or m).get_content()
+            for m in _agent_mails(outbox)
+            if "Still smoking!" in (m.get_body(("plain",)) or m).get_content()
         ]
 
-    deadline = time.monotonic() + 30
-    while not new_message_mails() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)  # a duplicate would arrive about now
+    _wait_for(new_message_mails, "the new-message mail")
     [mail] = new_message_mails()
+    # The file sink keeps one file per idempotency key, so a second mail with the same key
+    # would hide in it: count what was sent instead — one SendEmail job and one delivery.
+    with psycopg.connect(db_dsn) as conn:
+        jobs = conn.execute(
+            "SELECT data->>'idempotency_key' FROM queue.job WHERE name = 'email'"
+            " AND data->>'to' = 'agent@acme.example' AND data::text LIKE '%Still smoking!%'"
+        ).fetchall()
+        assert len(jobs) == 1, jobs
+        deliveries = conn.execute(
+            "SELECT status FROM email.delivery_log WHERE idempotency_key = %s", (jobs[0][0],)
+        ).fetchall()
+    assert deliveries == [("delivered",)]
     assert mail["X-Trace-Id"] == TRACE_ID
     html = mail.get_body(("html",))
     assert html is not None
