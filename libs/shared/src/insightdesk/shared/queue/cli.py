@@ -1,4 +1,5 @@
-"""``insightdesk-queue``: run a short demo of the engine, migrate, show stats, run maintenance.
+"""``insightdesk-queue demo|migrate|stats|maintain``: a subcommand is required (``demo`` sends,
+works and reports a few jobs; the others migrate, show stats, run maintenance once).
 
 The database is ``DATABASE_URL`` when set; otherwise an embedded PostgreSQL is started in
 ``.local/postgres`` (pgserver) so the demo runs on a machine with no PostgreSQL installed.

@@ -1,4 +1,4 @@
-"""Per-process background duties: crash recovery and retention, and the cron ticker's host.
+"""Per-process background duties: crash recovery and retention (cron runs in ``scheduler``).
 
 Recovery is cheap (it reads only the few active jobs through a partial index) and safe to run
 from every process at once (SKIP LOCKED), so every process runs it every few seconds: a job whose
