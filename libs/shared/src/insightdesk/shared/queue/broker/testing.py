@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from faststream.exceptions import HandlerException, SubscriberNotFound
+from faststream.exceptions import HandlerException, IncorrectState, SubscriberNotFound
 from faststream.response import Response
 
 from insightdesk.shared.errors import QueueNotFound
@@ -112,7 +112,10 @@ class FakeQueueClient:
         return FakeWorker()
 
     async def claim(self, queue: str, limit: int = 1) -> list[Job]:
-        return []
+        raise IncorrectState(
+            "TestPgBroker delivers publishes to handlers only and does not support pulling "
+            "(get_one / async iteration): test those against PostgreSQL"
+        )
 
 
 class TestPgBroker(TestBroker[PgBroker, EnterType], broker=PgBroker):
