@@ -35,7 +35,8 @@ LOCK_KEY = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 async def lock_key(session: AsyncSession, key: str) -> None:
     """A transaction-scoped advisory lock on ``key`` (released at commit or rollback)."""
-    await session.execute(LOCK_KEY, {"key": key})
+    connection = await session.connection()  # the session's own transaction
+    await connection.execute(LOCK_KEY, {"key": key})
 
 
 def user_ref(user: User) -> UserRef:
@@ -142,7 +143,8 @@ class TicketRepository:
         return list(result.all())
 
     async def drop_notifications(self, ids: Sequence[int]) -> None:
-        await self.session.execute(
+        connection = await self.session.connection()
+        await connection.execute(
             delete(PendingNotification).where(col(PendingNotification.id).in_(ids))
         )
 
