@@ -29,17 +29,7 @@ async def _claim(
     client: QueueClient, queue: str, limit: int = 1
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """Claim like a worker would, without running anything (a worker that then 'dies')."""
-    params = {
-        "done_ids": [],
-        "done_leases": [],
-        "done_outputs": [],
-        "name": queue,
-        "limit": limit,
-        "default_heartbeat": 15.0,
-    }
-    async with client.pool.connection() as conn:
-        cur = await conn.execute(client.sql["fetch"], params)
-        return [(r[0], r[1]) for r in await cur.fetchall()]
+    return [(job.id, job.lease) for job in await client.claim(queue, limit)]
 
 
 async def test_completed_job_stores_the_handler_output(client: QueueClient) -> None:

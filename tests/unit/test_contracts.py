@@ -89,7 +89,24 @@ def test_template_contexts_are_flat_and_leave_out_unset_optional_keys() -> None:
         "ticket-assigned",
         "ticket-update",
         "ticket-opened",
+        "daily-digest",
+        "weekly-report",
+        "report-ready",
+        "sla-warning",
+        "sla-breached",
+        "ticket-closed",
     }
+
+
+FIGURES_REQUIRED = {
+    "organization_name",
+    "period_label",
+    "new",
+    "solved",
+    "reopened",
+    "closed",
+    "unassigned",
+}
 
 
 def test_template_context_fields_added_later_have_defaults() -> None:
@@ -123,6 +140,19 @@ def test_template_context_fields_added_later_have_defaults() -> None:
             "ticket_priority",
             "for_customer",
         },
+        "daily-digest": {*FIGURES_REQUIRED, "recipient_name"},
+        "weekly-report": {*FIGURES_REQUIRED, "recipient_name"},
+        "report-ready": {
+            "recipient_name",
+            "export_id",
+            "format",
+            "rows",
+            "download_url",
+            "expires_at",
+        },
+        "sla-warning": {"recipient_name", "ticket_id", "ticket_subject", "target", "due_at"},
+        "sla-breached": {"recipient_name", "ticket_id", "ticket_subject", "target", "due_at"},
+        "ticket-closed": {"recipient_name", "ticket_id", "ticket_subject", "resolved_days"},
     }
     for template, model in TEMPLATE_CONTEXTS.items():
         required = {name for name, field in model.model_fields.items() if field.is_required()}

@@ -27,6 +27,25 @@ SHARED_ENV = {
 }
 
 
+def _extra_processes() -> dict[str, tuple[str, str]]:
+    """``<service>-<process>`` → (service, process) for every process but a service's first
+    (tickets' ``worker``): each runs as its own container/deployment."""
+    found = {}
+    for name in SERVICES:
+        entry = importlib.import_module(f"insightdesk.{name}.__main__").SERVICE
+        for process in entry.processes[1:]:
+            found[f"{name}-{process.name}"] = (name, process.name)
+    return found
+
+
+PROCESSES = _extra_processes()
+
+
+def _owner(deployed: str) -> str:
+    """The service a compose service or deployment runs."""
+    return PROCESSES[deployed][0] if deployed in PROCESSES else deployed
+
+
 def _built(name: str) -> dict[str, Any]:
     spec: dict[str, Any] = COMPOSE["services"][name]
     return spec
@@ -55,8 +74,19 @@ def test_every_workspace_service_is_built_and_wired(name: str) -> None:
         assert dependency in COMPOSE["services"]
 
 
-@pytest.mark.parametrize("name", SERVICES)
-def test_environment_variables_name_real_settings(name: str) -> None:
+def test_every_extra_process_runs_its_command_from_its_services_image() -> None:
+    assert PROCESSES == {"tickets-worker": ("tickets", "worker")}
+    assert _built("scheduler")["deploy"]["replicas"] == 2  # one job per slot, any replicas
+    for deployed, (service, process) in PROCESSES.items():
+        spec = _built(deployed)
+        assert spec["build"]["args"]["SERVICE"] == service
+        assert spec["command"] == ["python", "-m", f"insightdesk.{service}", process]
+        assert spec["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+@pytest.mark.parametrize("deployed", [*SERVICES, *PROCESSES])
+def test_environment_variables_name_real_settings(deployed: str) -> None:
+    name = _owner(deployed)
     settings_module = importlib.import_module(f"insightdesk.{name}.settings")
     classes = [
         obj
@@ -68,7 +98,7 @@ def test_environment_variables_name_real_settings(name: str) -> None:
     assert len(classes) == 1, "one settings class per service"
     fields = set(classes[0].model_fields)
     prefix = f"{name.upper()}_"
-    for var in _built(name)["environment"]:
+    for var in _built(deployed)["environment"]:
         if var in SHARED_ENV:
             continue
         assert var.startswith(prefix), f"{var} does not belong to {name}"
@@ -111,9 +141,13 @@ def test_k8s_deploys_every_service_with_probes_and_known_images() -> None:
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
     images = {i["name"] for i in kustomization["images"]}
     deployments = {d["metadata"]["name"]: d for d in documents if d["kind"] == "Deployment"}
-    assert set(deployments) == set(SERVICES)
-    for name, deployment in deployments.items():
+    assert set(deployments) == set(SERVICES) | set(PROCESSES)
+    assert deployments["scheduler"]["spec"]["replicas"] == 2  # one job per slot, any replicas
+    for deployed, deployment in deployments.items():
+        name = _owner(deployed)
         [container] = deployment["spec"]["template"]["spec"]["containers"]
+        if deployed in PROCESSES:
+            assert container["command"][-1] == PROCESSES[deployed][1]
         assert container["image"] == f"insightdesk-{name}" and container["image"] in images
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -153,3 +187,16 @@ def test_keda_scaler_uses_the_engines_ready_count_query() -> None:
     assert any(
         d["kind"] == "TriggerAuthentication" and d["metadata"]["name"] == auth for d in documents
     )
+
+
+def test_the_sla_service_is_on_port_8004_everywhere() -> None:
+    from insightdesk.shared.runner import default_services  # noqa: PLC0415
+
+    [spec] = [s for s in default_services(Path(".local"), 8000) if s.name == "sla"]
+    assert (spec.port_env, spec.port) == ("SLA_HTTP_PORT", 8004)
+    assert _built("sla")["environment"]["SLA_HTTP_PORT"] == "8004"
+    [deployment] = [
+        d for d in _k8s_documents() if d["kind"] == "Deployment" and d["metadata"]["name"] == "sla"
+    ]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["ports"][0]["containerPort"] == 8004

@@ -10,7 +10,7 @@ other.)
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import jinja2
 import pytest
@@ -21,11 +21,15 @@ from insightdesk.email.templates import PARTS, TemplateRenderer
 from insightdesk.shared.contracts import (
     TEMPLATE_CONTEXTS,
     Contract,
+    DigestFiguresContext,
     Event,
     Role,
     SendEmail,
+    SlaBreached,
+    SlaWarning,
     TicketAssigned,
     TicketAssignedContext,
+    TicketClosed,
     TicketCreated,
     TicketMessageAdded,
     TicketNewMessageContext,
@@ -45,6 +49,7 @@ from insightdesk.tickets.notifications import (
     notifications_for,
     on_ticket_opened,
 )
+from insightdesk.tickets.sla_alerts import sla_notifications
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 ORG = uuid.UUID(int=1)
@@ -154,18 +159,65 @@ COMMANDS: dict[str, list[SendEmail]] = {
     "ticket-assigned": _legacy(
         "ticket-assigned", TicketAssignedContext(**base, assigned_by_name="Ada <Admin>")
     ),
+    "ticket-closed": [
+        n.command
+        for n in notifications_for(
+            TicketClosed(
+                occurred_at=NOW,
+                ticket=TICKET.model_copy(
+                    update={
+                        "status": TicketStatus.CLOSED,
+                        "resolved_at": NOW - timedelta(days=8),
+                        "closed_at": NOW,
+                    }
+                ),
+                reason="auto",
+            )
+        )
+        if isinstance(n, Notification)
+    ],
 }
 """Per template, the commands the tickets service sends with it."""
+
+SLA_ALERTS: dict[str, SlaWarning | SlaBreached] = {
+    "sla-warning": SlaWarning(
+        occurred_at=NOW,
+        ticket_id=TICKET.id,
+        organization_id=ORG,
+        target="first_response",
+        due_at=NOW,
+        remaining_minutes=12.0,
+    ),
+    "sla-breached": SlaBreached(
+        occurred_at=NOW,
+        ticket_id=TICKET.id,
+        organization_id=ORG,
+        target="resolution",
+        due_at=NOW,
+    ),
+}
+"""SLA templates: the tickets service answers these SLA events with them (it adds the ticket)."""
+COMMANDS.update(
+    {
+        template: [n.command for n in sla_notifications(alert, ticket=TICKET, staff=[ADMIN])]
+        for template, alert in SLA_ALERTS.items()
+    }
+)
 
 OPTIONAL_VALUES = {
     "login_url": "https://desk.example/login?next=/&x=1",
     "ticket_url": "https://desk.example/tickets/7?tab=1&x=2",
     "ticket_priority": "urgent",
     "body": "Water & more",
+    "remaining_minutes": "42",
+    "escalation_level": "3",
 }
 """A value for every optional key of every context model."""
 
 LOCALES = ["en", "de", "de-AT", "fr"]
+TICKET_TEMPLATES = sorted(COMMANDS)
+REPORT_TEMPLATES = {"daily-digest", "weekly-report", "report-ready"}
+"""Sent by the reports service; their contracts are pinned in tests/unit/reports."""
 
 
 @pytest.fixture(scope="module")
@@ -184,10 +236,10 @@ def command_for(template: str) -> SendEmail:
 def test_every_template_has_an_event_and_the_email_service_has_every_template(
     renderer: TemplateRenderer,
 ) -> None:
-    assert set(COMMANDS) == set(TEMPLATE_CONTEXTS) == set(renderer.templates)
+    assert set(COMMANDS) | REPORT_TEMPLATES == set(TEMPLATE_CONTEXTS) == set(renderer.templates)
 
 
-@pytest.mark.parametrize("template", sorted(TEMPLATE_CONTEXTS))
+@pytest.mark.parametrize("template", TICKET_TEMPLATES)
 def test_the_tickets_context_is_exactly_the_contract(template: str) -> None:
     context = command_for(template).context
     model = TEMPLATE_CONTEXTS[template].model_validate(context)
@@ -197,7 +249,7 @@ def test_the_tickets_context_is_exactly_the_contract(template: str) -> None:
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-@pytest.mark.parametrize("template", sorted(TEMPLATE_CONTEXTS))
+@pytest.mark.parametrize("template", TICKET_TEMPLATES)
 def test_the_email_service_renders_what_the_tickets_service_sends(
     renderer: TemplateRenderer, template: str, locale: str
 ) -> None:
@@ -209,7 +261,7 @@ def test_the_email_service_renders_what_the_tickets_service_sends(
     assert mail.subject and "\n" not in mail.subject
     assert recipient in mail.text
     assert mail.html.lstrip().startswith("<!DOCTYPE html>")
-    if template.startswith("ticket-"):
+    if template.startswith(("ticket-", "sla-")):
         assert SUBJECT in mail.text and SUBJECT in mail.subject  # text parts are not HTML
         assert "<script>" not in mail.html
         assert "Printer &lt;script&gt;alert(1)&lt;/script&gt; &amp; fax" in mail.html
@@ -231,7 +283,7 @@ def test_names_and_bodies_from_the_tickets_service_are_escaped_in_html(
     assert "&lt;b&gt;not bold&lt;/b&gt;" in mail.html and "<b>not bold</b>" in mail.text
 
 
-@pytest.mark.parametrize("template", sorted(TEMPLATE_CONTEXTS))
+@pytest.mark.parametrize("template", TICKET_TEMPLATES)
 def test_every_optional_key_of_the_contract_is_rendered_when_given(
     renderer: TemplateRenderer, template: str
 ) -> None:
@@ -267,13 +319,24 @@ def test_templates_use_only_keys_of_their_contract(renderer: TemplateRenderer) -
         unknown = _variables(env, path) - fields
         assert not unknown, f"{path} uses {sorted(unknown)}, not in its context contract"
         checked += 1
-    assert checked == 3 * (len(TEMPLATE_CONTEXTS) + 1)  # every part in en, the welcome in de
+    # every part in en; in de the welcome, the SLA mails and the three report mails
+    assert checked == 3 * (len(TEMPLATE_CONTEXTS) + 1 + len(SLA_ALERTS) + len(REPORT_TEMPLATES))
 
 
 def test_the_layouts_need_no_context(renderer: TemplateRenderer) -> None:
-    layouts = [p for p in renderer.env.list_templates() if p.rpartition("/")[2].startswith("_")]
+    layouts = [p for p in renderer.env.list_templates() if "/_layout." in p]
     assert layouts
     assert all(_variables(renderer.env, path) == set() for path in layouts)
+
+
+def test_the_figures_partials_use_only_keys_of_the_figures_contract(
+    renderer: TemplateRenderer,
+) -> None:
+    partials = [p for p in renderer.env.list_templates() if "/_figures." in p]
+    assert len(partials) == 4  # html and text, en and de
+    fields = set(DigestFiguresContext.model_fields)
+    for path in partials:
+        assert _variables(renderer.env, path) <= fields, path
 
 
 def test_a_context_of_another_template_is_refused_before_rendering(

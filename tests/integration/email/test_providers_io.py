@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
@@ -15,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from insightdesk.email.errors import PermanentDeliveryError, TransientDeliveryError
-from insightdesk.email.messages import OutgoingEmail
+from insightdesk.email.messages import MailFile, OutgoingEmail
 from insightdesk.email.providers.file_sink import FileSinkProvider, outbox_file_name
 from insightdesk.email.providers.smtp import SmtpProvider
 
@@ -166,3 +167,24 @@ async def test_smtp_deferring_the_recipient_is_transient(
 async def test_no_smtp_server_is_a_transient_failure() -> None:
     with pytest.raises(TransientDeliveryError):
         await smtp(_free_port()).send(mail(), "k")
+
+
+async def test_smtp_carries_inline_images_and_attachments(
+    smtp_server: tuple[Recorder, int],
+) -> None:
+    recorder, port = smtp_server
+    png = b"\x89PNG\r\n\x1a\n" + b"1" * 32
+    message = replace(
+        mail(),
+        html='<p><img src="cid:chart"></p>',
+        files=(
+            MailFile("chart.png", "image/png", png, inline=True, content_id="chart"),
+            MailFile("t.csv", "text/csv", b"a\r\n"),
+        ),
+    )
+    await smtp(port).send(message, "k/2")
+    [(_, _, content)] = recorder.received
+    parsed = parse(content)
+    [image] = [p for p in parsed.walk() if p.get_content_type() == "image/png"]
+    assert image["Content-ID"] == "<chart>" and image.get_payload(decode=True) == png
+    assert [p.get_filename() for p in parsed.iter_attachments()] == ["t.csv"]

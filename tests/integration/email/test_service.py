@@ -17,8 +17,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 
-from insightdesk.email.app import build_broker
+from insightdesk.email.app import build_broker, pg_delivery_log
 from insightdesk.email.errors import TransientDeliveryError
 from insightdesk.email.messages import DeliveryReceipt, OutgoingEmail
 from insightdesk.email.providers.file_sink import FileSinkProvider
@@ -77,6 +78,7 @@ async def broker(
     outbox: Path,
     sink: CountingFileSink,
     tracing: tuple[TracerProvider, InMemorySpanExporter],
+    email_pool: AsyncConnectionPool[Any],
 ) -> AsyncIterator[PgBroker]:
     settings = EmailSettings(
         database_url=email_dsn,
@@ -84,7 +86,12 @@ async def broker(
         outbox_dir=outbox,
         worker_concurrency=4,
     )
-    broker = build_broker(settings, provider=sink, tracer_provider=tracing[0])
+    broker = build_broker(
+        settings,
+        provider=sink,
+        delivery_log=pg_delivery_log(email_pool),
+        tracer_provider=tracing[0],
+    )
     await broker.start()
     yield broker
     await broker.stop()
@@ -180,11 +187,11 @@ async def test_an_unknown_template_ends_failed_in_email_dead_without_retries(
 
 
 async def test_a_retried_job_delivers_once_and_logs_its_attempt(
-    email_dsn: str, client: QueueClient, outbox: Path
+    email_dsn: str, client: QueueClient, outbox: Path, email_pool: AsyncConnectionPool[Any]
 ) -> None:
     flaky = CountingFileSink(outbox, failures=1)
     settings = EmailSettings(database_url=email_dsn, outbox_dir=outbox)
-    broker = build_broker(settings, provider=flaky)
+    broker = build_broker(settings, provider=flaky, delivery_log=pg_delivery_log(email_pool))
     await client.create_queue("email-events")
     await client.subscribe("email.delivered", "email-events")
     try:

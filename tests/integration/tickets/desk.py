@@ -23,6 +23,10 @@ EVENTS = (
     "ticket.assigned",
     "ticket.priority_changed",
     "ticket.closed",
+    "organization.created",
+    "organization.updated",
+    "sla_policy.changed",
+    "business_calendar.changed",
 )
 
 

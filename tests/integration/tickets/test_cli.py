@@ -53,15 +53,20 @@ async def test_migrate_creates_the_schema_and_the_email_queue_and_can_run_twice(
         )
         tables = [r[0] for r in await cur.fetchall()]
     assert tables == [
+        "business_calendars",
+        "exports",
         "messages",
         "organizations",
         "participants",
         "pending_notifications",
+        "sla_policies",
+        "ticket_sla",
         "tickets",
         "users",
         "version",
     ]
     assert (await client.get_queue("email"))["name"] == "email"
+    assert (await client.get_queue("reports-export"))["name"] == "reports-export"
 
 
 def test_migrate_without_a_database_url_fails_cleanly() -> None:

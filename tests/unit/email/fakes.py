@@ -40,6 +40,7 @@ class Row:
     claimed_until: datetime | None
     provider_message_id: str | None = None
     error: str | None = None
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass
@@ -91,6 +92,16 @@ class MemoryDeliveryLog:
         row.status, row.error, row.claim, row.claimed_until = "failed", error, None, None
         self.events.append(event)
         return True
+
+    async def purge_before(self, cutoff: datetime, limit: int) -> int:
+        old = [
+            key
+            for key, row in sorted(self.rows.items(), key=lambda kv: kv[1].updated_at)
+            if row.status in {"delivered", "failed"} and row.updated_at < cutoff
+        ][:limit]
+        for key in old:
+            del self.rows[key]
+        return len(old)
 
     async def release(self, request: DeliveryRequest, claim: Claim, error: str) -> None:
         row = self.rows[request.idempotency_key]

@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email import policy
 from typing import Any
 
@@ -27,7 +28,12 @@ from insightdesk.email.delivery import DeliveryRequest
 from insightdesk.email.errors import PermanentDeliveryError, TransientDeliveryError
 from insightdesk.email.messages import IDEMPOTENCY_HEADER, TRACE_HEADER, message_id_for
 from insightdesk.email.settings import EmailSettings
-from insightdesk.shared.contracts import EmailDelivered, EmailFailed, SendEmail
+from insightdesk.shared.contracts import (
+    EmailDelivered,
+    EmailFailed,
+    MaintenanceCleanupRequested,
+    SendEmail,
+)
 from insightdesk.shared.queue import Job, JobOptions, Reject, RetryLater, Snooze
 from insightdesk.shared.queue.broker import PgBroker, PgSubscriber, TestPgBroker
 from insightdesk.shared.queue.broker.testing import fake_job
@@ -55,7 +61,9 @@ class Service:
 
     @property
     def subscriber(self) -> PgSubscriber:
-        [sub] = [s for s in self.broker.subscribers if isinstance(s, PgSubscriber)]
+        [sub] = [
+            s for s in self.broker.subscribers if isinstance(s, PgSubscriber) and s.queue == "email"
+        ]
         return sub
 
     async def run(self, body: Any, *, retry_count: int = 0, job_id: uuid.UUID | None = None) -> Any:
@@ -252,3 +260,23 @@ async def test_the_trace_of_the_publishing_request_reaches_the_mail() -> None:
     assert svc.log.rows[WELCOME.idempotency_key].request.trace_id == trace_id
     names = {s.name for s in exporter.get_finished_spans()}
     assert "email process" in names
+
+
+async def test_the_cleanup_event_purges_old_finished_delivery_log_rows() -> None:
+    svc = make_service()
+    old = datetime.now(UTC) - timedelta(days=91)
+    async with TestPgBroker(svc.broker) as br:
+        await br.publish(WELCOME, "email")
+        await br.publish(WELCOME.model_copy(update={"idempotency_key": "second"}), "email")
+        [first_key, _] = list(svc.log.rows)
+        svc.log.rows[first_key].updated_at = old
+        await br.publish(
+            MaintenanceCleanupRequested(occurred_at=datetime.now(UTC)), "email-maintenance"
+        )
+    assert list(svc.log.rows) == ["second"]
+    [cleanup] = [
+        s for s in svc.broker.subscribers if isinstance(s, PgSubscriber) and s.queue != "email"
+    ]
+    assert (
+        cleanup.queue == "email-maintenance" and "maintenance.cleanup_requested" in cleanup.events
+    )

@@ -44,6 +44,7 @@ CONTEXTS: dict[str, dict[str, Any]] = {
         **TICKET,
         "assigned_by_name": "Bob",
     },
+    "ticket-closed": {"recipient_name": "Ada", **TICKET, "resolved_days": 8},
 }
 
 
@@ -54,11 +55,17 @@ def renderer() -> TemplateRenderer:
 
 def test_the_templates_exist(renderer: TemplateRenderer) -> None:
     assert renderer.templates == (
+        "daily-digest",
+        "report-ready",
+        "sla-breached",
+        "sla-warning",
         "ticket-assigned",
+        "ticket-closed",
         "ticket-new-message",
         "ticket-opened",
         "ticket-status-change",
         "ticket-update",
+        "weekly-report",
         "welcome",
     )
 

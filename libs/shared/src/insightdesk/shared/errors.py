@@ -46,3 +46,7 @@ class DatabaseError(QueueError):
 
 class MigrationError(DatabaseError):
     """The queue schema could not be installed or upgraded."""
+
+
+class ConnectionLost(DatabaseError):
+    """The connection to the database broke; the operation may be retried on a new one."""

@@ -39,8 +39,12 @@ class ServiceRole:
 SERVICE_ROLES: tuple[ServiceRole, ...] = (
     ServiceRole("tickets", "tickets"),
     ServiceRole("email", "email"),
-    # ServiceRole("sla", "sla"), ServiceRole("reports", "reports"),
-    # ServiceRole("scheduler", None),  -- one line each when those services land
+    ServiceRole("sla", "sla"),
+    ServiceRole("reports", "reports"),
+    # the scheduler has no schema of its own: queue operations only (its schedule table is in
+    # the queue schema). It connects as the owner in compose/k8s all the same, because queue
+    # maintenance VACUUMs the queue's tables and VACUUM needs their ownership.
+    ServiceRole("scheduler", None),
     ServiceRole("console", None, read_only=True),
 )
 

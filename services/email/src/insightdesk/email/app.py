@@ -1,9 +1,10 @@
-"""Composition root of the email service: settings in, a runnable ASGI app out.
+"""Composition root of the email service: settings in, a running process out.
 
-Nothing happens at import time. :func:`create_app` configures tracing, picks the provider,
-builds the broker with the ``email`` subscriber and wraps it in the ASGI app that serves
-``/healthz``, ``/readyz``, ``/metrics`` and ``/docs``. :func:`build_broker` is the seam tests
-use to run the real subscriber with a fake provider or delivery log.
+Nothing happens at import time. :func:`email_process` (run by :mod:`insightdesk.shared.service`)
+picks the provider, opens the service's own pool for its ``email`` schema (the delivery log),
+builds the broker with the ``email`` subscriber and yields the ASGI app (AsyncAPI ``/docs``;
+the entry adds ``/healthz``, ``/readyz`` and ``/metrics``). :func:`build_broker` is the seam
+tests use to run the real subscriber with a fake provider or delivery log.
 
 The subscriber adapts the transport-free handler (:func:`insightdesk.email.handlers.send_email`)
 to the queue: permanent errors reject the job into ``email-dead`` at once, a provider's
@@ -14,8 +15,8 @@ exponential backoff, and a key held by another job postpones the job without usi
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -23,12 +24,16 @@ from faststream import BaseMiddleware
 from faststream.asgi import AsgiFastStream
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
+from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
+from insightdesk.email.cleanup import purge_delivery_log
 from insightdesk.email.database import (
+    CLEANUP_EVENT,
     EMAIL_QUEUE,
     EMAIL_QUEUE_OPTIONS,
-    migrate_email_schema,
+    MAINTENANCE_OPTIONS,
+    MAINTENANCE_QUEUE,
 )
 from insightdesk.email.delivery import DeliveryLog
 from insightdesk.email.delivery_log import PgDeliveryLog
@@ -37,14 +42,16 @@ from insightdesk.email.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from insightdesk.email.handlers import JobAttempt, send_email, utc_now
+from insightdesk.email.handlers import SYSTEM_CLOCK, FileSource, JobAttempt, send_email
 from insightdesk.email.messages import address_domain
 from insightdesk.email.providers import EmailProvider
 from insightdesk.email.providers.factory import make_provider
 from insightdesk.email.settings import EmailSettings
 from insightdesk.email.templates import TemplateRenderer
-from insightdesk.shared.contracts import Event, SendEmail
-from insightdesk.shared.queue import Reject
+from insightdesk.shared.clock import Clock
+from insightdesk.shared.contracts import Event, MaintenanceCleanupRequested, SendEmail
+from insightdesk.shared.errors import DatabaseError
+from insightdesk.shared.queue import Reject, make_pool
 from insightdesk.shared.queue.broker import (
     NackMessage,
     PgBroker,
@@ -56,7 +63,9 @@ from insightdesk.shared.queue.broker import (
     SnoozeMessage,
     make_asgi_app,
 )
-from insightdesk.shared.telemetry import configure_tracing, current_trace_id
+from insightdesk.shared.service import ProcessContext
+from insightdesk.shared.storage.factory import make_storage
+from insightdesk.shared.telemetry import current_trace_id
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +87,17 @@ def build_broker(
     settings: EmailSettings,
     *,
     provider: EmailProvider,
+    delivery_log: DeliveryLog | Callable[[PgBroker], DeliveryLog],
     renderer: TemplateRenderer | None = None,
-    delivery_log: DeliveryLog | None = None,
     tracer_provider: TracerProvider | None = None,
     registry: CollectorRegistry | None = None,
     queue_metrics: QueueMetrics | None = None,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock = SYSTEM_CLOCK,
+    files: FileSource | None = None,
 ) -> PgBroker:
-    """The broker with the ``email`` subscriber wired to ``provider``."""
+    """The broker with the ``email`` subscriber wired to ``provider``. ``delivery_log`` is the
+    log itself, or a factory given the broker (the Postgres log publishes its events through
+    it): see :func:`pg_delivery_log`."""
     middlewares: list[Any] = [RejectMalformed]
     if tracer_provider is not None:
         middlewares.append(PgTelemetryMiddleware(tracer_provider=tracer_provider))
@@ -102,10 +114,7 @@ def build_broker(
     )
     templates = renderer or TemplateRenderer(default_locale=settings.default_locale)
 
-    async def publish_event(event: Event, conn: psycopg.AsyncConnection[Any]) -> object:
-        return await broker.publish_event(event.name, event, conn=conn)
-
-    log_store = delivery_log or PgDeliveryLog(lambda: broker.client.pool, publish_event)
+    log_store = delivery_log if not callable(delivery_log) else delivery_log(broker)
     domain = settings.message_id_domain or address_domain(settings.from_address)
 
     @broker.subscriber(
@@ -134,6 +143,7 @@ def build_broker(
                 attempt=attempt,
                 lease_seconds=settings.send_lease_seconds,
                 clock=clock,
+                files=files,
             )
         except PermanentDeliveryError as exc:
             log.warning("mail %s rejected: %s", command.idempotency_key, exc)
@@ -154,47 +164,87 @@ def build_broker(
         )
         return outcome.as_output()
 
+    @broker.subscriber(
+        MAINTENANCE_QUEUE,
+        events=[CLEANUP_EVENT],
+        concurrency=1,
+        policy=MAINTENANCE_OPTIONS,
+        title="email-maintenance",
+        description="maintenance.cleanup_requested: purge old delivery-log rows",
+    )
+    async def cleanup(event: MaintenanceCleanupRequested) -> dict[str, object]:
+        purged = await purge_delivery_log(
+            delivery_log=log_store,
+            now=clock.now(),
+            retention_days=settings.delivery_log_retention_days,
+            batch_size=settings.cleanup_batch_size,
+            max_seconds=settings.cleanup_max_seconds,
+        )
+        log.info("cleanup purged %d delivery-log row(s)", purged.rows)
+        return purged.as_output()
+
     return broker
 
 
-def create_app(settings: EmailSettings) -> AsgiFastStream:
-    """The email service as an ASGI app (run it with uvicorn or ``faststream run``)."""
-    tracer_provider = configure_tracing(
-        SERVICE_NAME, spans_file=settings.spans_file, otlp_endpoint=settings.otlp_endpoint
-    )
-    registry = CollectorRegistry()
-    queue_metrics = QueueMetrics(registry=registry)
-    provider = make_provider(settings)
-    broker = build_broker(
-        settings,
-        provider=provider,
-        tracer_provider=tracer_provider,
-        registry=registry,
-        queue_metrics=queue_metrics,
-    )
+def pg_delivery_log(pool: AsyncConnectionPool[Any]) -> Callable[[PgBroker], PgDeliveryLog]:
+    """The delivery log on the service's own ``pool``, publishing its events through the broker
+    in the same transaction as each record."""
+
+    def build(broker: PgBroker) -> PgDeliveryLog:
+        async def publish_event(event: Event, conn: psycopg.AsyncConnection[Any]) -> object:
+            return await broker.publish_event(event.name, event, conn=conn)
+
+        return PgDeliveryLog(lambda: pool, publish_event)
+
+    return build
+
+
+@asynccontextmanager
+async def email_process(
+    settings: EmailSettings, ctx: ProcessContext
+) -> AsyncIterator[AsgiFastStream]:
+    """The email service's one process (see :mod:`insightdesk.shared.service`)."""
     dsn = settings.require_database_url()
+    pool = make_pool(dsn, min_size=1, max_size=settings.db_pool_size)
+    try:
+        await pool.open(wait=True, timeout=30)
+    except psycopg.Error as exc:
+        raise DatabaseError(f"cannot connect to the database: {exc}") from exc
+    provider = make_provider(settings)
+    try:
+        queue_metrics = QueueMetrics(registry=ctx.registry)
+        broker = build_broker(
+            settings,
+            provider=provider,
+            delivery_log=pg_delivery_log(pool),
+            tracer_provider=ctx.tracer_provider,
+            registry=ctx.registry,
+            queue_metrics=queue_metrics,
+            clock=ctx.clock,
+            files=make_storage(settings.storage_config()),
+        )
 
-    async def migrate_own_schema() -> None:
-        # cheap when up to date; keeps a service started without `migrate` working
-        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-            await migrate_email_schema(conn)
+        async def broker_answers() -> bool:
+            return broker.running and await broker.ping(settings.ready_timeout)
 
-    async def release_resources() -> None:
+        async def database_answers() -> bool:
+            async with pool.connection() as conn:
+                await conn.execute("SELECT 1")
+            return True
+
+        async def refresh_queue_metrics() -> None:
+            if broker.running:
+                await queue_metrics.refresh(broker.client)
+
+        ctx.health.add_check("broker", broker_answers)
+        ctx.health.add_check("database", database_answers)
+        ctx.health.scrape_hooks.append(refresh_queue_metrics)
+        yield make_asgi_app(
+            broker,
+            title="InsightDesk email service",
+            description="Renders and delivers SendEmail commands from the `email` queue.",
+            queue_metrics=queue_metrics,
+        )
+    finally:
         await provider.aclose()
-        tracer_provider.shutdown()
-
-    return make_asgi_app(
-        broker,
-        title="InsightDesk email service",
-        description="Renders and delivers SendEmail commands from the `email` queue.",
-        registry=registry,
-        queue_metrics=queue_metrics,
-        on_startup=[migrate_own_schema],
-        after_shutdown=[release_resources],
-    )
-
-
-def app_from_environment() -> AsgiFastStream:
-    """``faststream run insightdesk.email.app:app_from_environment --factory``: the settings
-    come from the environment, as with ``python -m insightdesk.email``."""
-    return create_app(EmailSettings())
+        await pool.close()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from insightdesk.email.messages import DeliveryReceipt
@@ -87,4 +88,9 @@ class DeliveryLog(Protocol):
 
     async def release(self, request: DeliveryRequest, claim: Claim, error: str) -> None:
         """Give the key up after a failed attempt that will be retried."""
+        ...
+
+    async def purge_before(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to ``limit`` finished rows (delivered or failed) last changed before
+        ``cutoff``; how many were. A key being sent is never purged."""
         ...

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -126,6 +127,13 @@ class PgDeliveryLog:
         params = {"idempotency_key": request.idempotency_key, "claim": claim.token, "error": error}
         async with self._transaction("release") as conn:
             await conn.execute(statement("release", self.schema), params)
+
+    async def purge_before(self, cutoff: datetime, limit: int) -> int:
+        async with self._transaction("purge") as conn:
+            cur = await conn.execute(
+                statement("purge_before", self.schema), {"cutoff": cutoff, "limit": limit}
+            )
+            return int(cur.rowcount)
 
     async def _update_and_publish(self, name: str, params: dict[str, Any], event: Event) -> bool:
         async with self._transaction(name) as conn:

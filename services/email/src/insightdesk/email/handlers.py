@@ -7,10 +7,8 @@ trace id in and maps the errors raised here onto the queue (see :mod:`insightdes
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import trace
 
@@ -20,14 +18,47 @@ from insightdesk.email.errors import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from insightdesk.email.messages import DeliveryReceipt, compose, message_id_for
+from insightdesk.email.messages import DeliveryReceipt, MailFile, compose, message_id_for
 from insightdesk.email.providers.base import EmailProvider
 from insightdesk.email.templates import TemplateRenderer
+from insightdesk.shared.clock import Clock, SystemClock
 from insightdesk.shared.contracts import EmailDelivered, EmailFailed, SendEmail
+from insightdesk.shared.storage import ObjectNotFound, StorageError
+
+SYSTEM_CLOCK = SystemClock()
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+class FileSource(Protocol):
+    """Where attachments are read from (shared object storage)."""
+
+    async def read(self, key: str) -> bytes: ...
+
+
+async def load_files(command: SendEmail, files: FileSource | None) -> tuple[MailFile, ...]:
+    """The command's attachments, read from storage. A missing object or a command with
+    attachments but no storage configured is permanent; a storage outage is transient."""
+    if not command.attachments:
+        return ()
+    if files is None:
+        raise PermanentDeliveryError("the mail has attachments but no storage is configured")
+    loaded = []
+    for item in command.attachments:
+        try:
+            data = await files.read(item.key)
+        except ObjectNotFound as exc:
+            raise PermanentDeliveryError(f"attachment {item.key!r} is not in storage") from exc
+        except StorageError as exc:
+            raise TransientDeliveryError(f"attachment {item.key!r} unreadable: {exc}") from exc
+        loaded.append(
+            MailFile(
+                filename=item.filename,
+                content_type=item.content_type,
+                data=data,
+                inline=item.inline,
+                content_id=item.content_id,
+            )
+        )
+    return tuple(loaded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +101,8 @@ async def send_email(
     message_id_domain: str,
     attempt: JobAttempt,
     lease_seconds: float = 120.0,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock = SYSTEM_CLOCK,
+    files: FileSource | None = None,
 ) -> DeliveryOutcome:
     """Deliver ``command`` at most once per idempotency key.
 
@@ -99,6 +131,7 @@ async def send_email(
 
     try:
         rendered = renderer.render(command.template, command.context, command.locale)
+        attached = await load_files(command, files)
         message = compose(
             rendered,
             sender=sender,
@@ -106,12 +139,16 @@ async def send_email(
             idempotency_key=key,
             message_id=request.message_id,
             trace_id=attempt.trace_id,
-            now=clock(),
+            now=clock.now(),
+            files=attached,
         )
     except PermanentDeliveryError as exc:
         await _failed(
             delivery_log, request=request, claim=claim, command=command, error=str(exc), clock=clock
         )
+        raise
+    except TransientDeliveryError as exc:  # storage unreachable: let the next attempt claim
+        await delivery_log.release(request, claim, str(exc))
         raise
 
     tracer = trace.get_tracer("insightdesk.email")
@@ -167,10 +204,10 @@ async def _delivered(
     claim: Claim,
     command: SendEmail,
     receipt: DeliveryReceipt,
-    clock: Callable[[], datetime],
+    clock: Clock,
 ) -> None:
     event = EmailDelivered(
-        occurred_at=clock(),
+        occurred_at=clock.now(),
         idempotency_key=command.idempotency_key,
         to=command.to,
         template=command.template,
@@ -187,10 +224,10 @@ async def _failed(
     claim: Claim,
     command: SendEmail,
     error: str,
-    clock: Callable[[], datetime],
+    clock: Clock,
 ) -> None:
     event = EmailFailed(
-        occurred_at=clock(),
+        occurred_at=clock.now(),
         idempotency_key=command.idempotency_key,
         to=command.to,
         template=command.template,

@@ -41,6 +41,22 @@ def address_domain(address: str, default: str = "insightdesk.local") -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class MailFile:
+    """A file in a mail: an inline image (``cid:content_id`` in the HTML) or an attachment."""
+
+    filename: str
+    content_type: str
+    data: bytes
+    inline: bool = False
+    content_id: str | None = None
+
+    @property
+    def types(self) -> tuple[str, str]:
+        maintype, _, subtype = self.content_type.partition("/")
+        return maintype, subtype or "octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
 class OutgoingEmail:
     """One mail, ready for any provider: both parts, addresses and headers."""
 
@@ -53,9 +69,13 @@ class OutgoingEmail:
     date: datetime
     headers: Mapping[str, str] = field(default_factory=dict)
     """Extra headers (idempotency key, trace id, template name...)."""
+    files: tuple[MailFile, ...] = ()
+    """Inline images and attachments (read from storage by the handler)."""
 
     def to_mime(self) -> EmailMessage:
-        """The RFC 5322 message: ``multipart/alternative`` with a text and an HTML part."""
+        """The RFC 5322 message: ``multipart/alternative`` with a text and an HTML part; inline
+        images make the HTML part ``multipart/related``, attachments wrap it all in
+        ``multipart/mixed``."""
         msg = EmailMessage(policy=policy.SMTP)
         try:
             msg["From"] = self.sender
@@ -69,6 +89,26 @@ class OutgoingEmail:
             raise PermanentDeliveryError(f"mail header rejected: {exc}") from exc
         msg.set_content(self.text, subtype="plain", charset="utf-8")
         msg.add_alternative(self.html, subtype="html", charset="utf-8")
+        inline = [f for f in self.files if f.inline]
+        if inline:
+            html_part = msg.get_body(preferencelist=("html",))
+            assert html_part is not None  # added just above
+            for item in inline:
+                maintype, subtype = item.types
+                html_part.add_related(
+                    item.data,
+                    maintype=maintype,
+                    subtype=subtype,
+                    cid=f"<{item.content_id}>",
+                    filename=item.filename,
+                    disposition="inline",
+                )
+        for item in self.files:
+            if not item.inline:
+                maintype, subtype = item.types
+                msg.add_attachment(
+                    item.data, maintype=maintype, subtype=subtype, filename=item.filename
+                )
         return msg
 
     def as_bytes(self) -> bytes:
@@ -93,6 +133,7 @@ def compose(
     message_id: str,
     trace_id: str | None,
     now: datetime,
+    files: tuple[MailFile, ...] = (),
 ) -> OutgoingEmail:
     """The mail for one attempt of a ``SendEmail`` (pure: ``now`` is passed in)."""
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in idempotency_key):
@@ -113,4 +154,5 @@ def compose(
         message_id=message_id,
         date=now,
         headers=headers,
+        files=files,
     )

@@ -1,8 +1,11 @@
 """Settings of the email service (``EMAIL_*`` environment variables), validated once at start-up.
 
-``EMAIL_PROVIDER`` picks the delivery provider: ``file`` (default; every mail an ``.eml`` file in
-``EMAIL_OUTBOX_DIR``), ``smtp`` (``EMAIL_SMTP_*``) or ``resend`` (``EMAIL_RESEND_*``). Secrets are
-``SecretStr`` and a placeholder API key is refused outside development.
+Attachments named in a ``SendEmail`` are read from the shared object storage configured by
+``EMAIL_STORAGE_*`` (see :class:`insightdesk.shared.storage.StorageSettings`; the same store the
+reports service writes to). ``EMAIL_PROVIDER`` picks the delivery provider: ``file`` (default;
+every mail an ``.eml`` file in ``EMAIL_OUTBOX_DIR``), ``smtp`` (``EMAIL_SMTP_*``) or ``resend``
+(``EMAIL_RESEND_*``). Secrets are ``SecretStr`` and a placeholder API key is refused outside
+development.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from pydantic_settings import SettingsConfigDict
 
 from insightdesk.shared.errors import ConfigurationError
 from insightdesk.shared.settings import ServiceSettings
+from insightdesk.shared.storage import StorageSettings
 
 ProviderName = Literal["file", "smtp", "resend"]
 
 
-class EmailSettings(ServiceSettings):
+class EmailSettings(ServiceSettings, StorageSettings):
     model_config = SettingsConfigDict(env_prefix="EMAIL_", extra="ignore", frozen=True)
 
     http_port: int = Field(default=8001, ge=0, le=65535)
@@ -38,6 +42,16 @@ class EmailSettings(ServiceSettings):
     longer than the slowest provider call."""
 
     outbox_dir: Path = Path(".local/mail")
+
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+    """Connections of the service's own pool (the delivery log in schema ``email``); the
+    broker keeps its own pool for the queue."""
+    delivery_log_retention_days: int = Field(default=90, ge=1)
+    """The nightly cleanup purges delivery-log rows older than this."""
+    cleanup_batch_size: int = Field(default=5000, ge=1, le=100_000)
+    cleanup_max_seconds: float = Field(default=60.0, gt=0)
+    ready_timeout: float = Field(default=2.0, gt=0)
+    """How long ``/readyz`` waits for the database and the broker."""
 
     smtp_host: str = "localhost"
     smtp_port: int = Field(default=25, ge=1, le=65535)

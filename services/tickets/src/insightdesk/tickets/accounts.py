@@ -10,8 +10,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from insightdesk.shared.contracts import Role, UserRegistered
-from insightdesk.tickets.commands import CreateOrganization, CreateUser
+from insightdesk.shared.contracts import (
+    OrganizationCreated,
+    OrganizationSnapshot,
+    OrganizationUpdated,
+    Role,
+    UserRegistered,
+)
+from insightdesk.tickets.commands import CreateOrganization, CreateUser, UpdateOrganization
 from insightdesk.tickets.errors import NotAuthenticated, NotFound
 from insightdesk.tickets.models import Organization, User
 from insightdesk.tickets.permissions import Actor, require_admin
@@ -42,9 +48,21 @@ async def authenticate(token: str | None, *, repo: TicketRepository) -> Actor:
 async def create_organization(
     command: CreateOrganization, *, repo: TicketRepository, outbox: Outbox, now: datetime
 ) -> Registration:
-    """Bootstrap a tenant: the organization and its first admin (who gets a welcome e-mail)."""
-    organization = Organization(id=uuid.uuid4(), name=command.name, created_at=now)
+    """Bootstrap a tenant: the organization and its first admin (who gets a welcome e-mail).
+    Publishes ``organization.created`` with its settings."""
+    organization = Organization(
+        id=uuid.uuid4(),
+        name=command.name,
+        created_at=now,
+        time_zone=command.time_zone,
+        locale=command.locale,
+        auto_close_after_days=command.auto_close_after_days,
+    )
     await repo.add_organization(organization)
+    await emit(
+        OrganizationCreated(occurred_at=now, organization=organization_snapshot(organization)),
+        outbox=outbox,
+    )
     admin = command.admin
     return await _register(
         organization, admin.email, admin.name, Role.ADMIN, repo=repo, outbox=outbox, now=now
@@ -65,6 +83,55 @@ async def create_user(
         raise NotFound("organization not found")
     return await _register(
         organization, command.email, command.name, command.role, repo=repo, outbox=outbox, now=now
+    )
+
+
+async def get_organization(*, actor: Actor, repo: TicketRepository) -> Organization:
+    """The caller's organization with its settings (admins only)."""
+    require_admin(actor, "read the organization's settings")
+    organization = await repo.organization(actor.organization_id)
+    if organization is None:
+        raise NotFound("organization not found")
+    return organization
+
+
+async def update_organization(
+    command: UpdateOrganization,
+    *,
+    actor: Actor,
+    repo: TicketRepository,
+    outbox: Outbox,
+    now: datetime,
+) -> Organization:
+    """Change the caller's organization's settings (admins only); publishes
+    ``organization.updated`` with the new settings when anything changed."""
+    require_admin(actor, "change the organization's settings")
+    organization = await repo.organization(actor.organization_id, lock=True)
+    if organization is None:
+        raise NotFound("organization not found")
+    changed = []
+    for field, value in command.model_dump(exclude_none=True).items():
+        if getattr(organization, field) != value:
+            setattr(organization, field, value)
+            changed.append(field)
+    if changed:
+        organization.updated_at = now
+        await repo.flush()
+        event = OrganizationUpdated(
+            occurred_at=now, organization=organization_snapshot(organization), changed=changed
+        )
+        await emit(event, outbox=outbox)
+    return organization
+
+
+def organization_snapshot(organization: Organization) -> OrganizationSnapshot:
+    return OrganizationSnapshot(
+        id=organization.id,
+        name=organization.name,
+        time_zone=organization.time_zone,
+        locale=organization.locale,
+        auto_close_after_days=organization.auto_close_after_days,
+        created_at=organization.created_at,
     )
 
 

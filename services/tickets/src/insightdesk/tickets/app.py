@@ -10,9 +10,8 @@ Nothing connects before the lifespan starts.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -22,15 +21,18 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from insightdesk.shared.clock import Clock, SystemClock
+from insightdesk.shared.health import Health
 from insightdesk.shared.queue.broker import PgBroker, PgPrometheusMiddleware, PgTelemetryMiddleware
+from insightdesk.shared.service import ProcessContext
 from insightdesk.shared.telemetry import configure_tracing
-from insightdesk.tickets.api import accounts, operations, tickets
+from insightdesk.tickets.api import accounts, exports, operations, sla, tickets
 from insightdesk.tickets.api.dependencies import Runtime
+from insightdesk.tickets.api.operations import broker_answers, database_answers
 from insightdesk.tickets.api.problems import install_problem_handlers
 from insightdesk.tickets.database import SENDS_TO, make_engine
 from insightdesk.tickets.metrics import HttpMetrics
 from insightdesk.tickets.settings import TicketsSettings
-from insightdesk.tickets.subscribers import subscribe_notification_flush
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,17 @@ token's organization. Each change publishes its domain event (`ticket.created`,
 `ticket.closed`, `user.registered`) and its notification e-mails in the same transaction."""
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+@asynccontextmanager
+async def api_process(settings: TicketsSettings, ctx: ProcessContext) -> AsyncIterator[FastAPI]:
+    """The ``api`` process for :mod:`insightdesk.shared.service`: the app on the entry's tracing,
+    clock, readiness and metrics registry (the pools open and close with the app's lifespan)."""
+    yield create_app(
+        settings,
+        tracer_provider=ctx.tracer_provider,
+        clock=ctx.clock,
+        health=ctx.health,
+        registry=ctx.registry,
+    )
 
 
 def bootstrap_served(settings: TicketsSettings) -> bool:
@@ -65,16 +76,20 @@ def create_app(
     settings: TicketsSettings,
     *,
     tracer_provider: TracerProvider | None = None,
-    clock: Callable[[], datetime] = utc_now,
+    clock: Clock | None = None,
+    health: Health | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> FastAPI:
     """The tickets ASGI app. ``tracer_provider`` replaces the one built from the settings
-    (tests pass their own); ``clock`` gives each request its ``now``."""
+    (tests pass their own); ``clock`` gives each request its ``now``; ``health`` gets the
+    readiness checks (database, broker) and ``registry`` the metrics."""
     dsn = settings.require_database_url()
     owns_provider = tracer_provider is None
     provider = tracer_provider or configure_tracing(
         SERVICE, spans_file=settings.spans_file, otlp_endpoint=settings.otlp_endpoint
     )
-    registry = CollectorRegistry()
+    registry = registry if registry is not None else CollectorRegistry()
+    health = health if health is not None else Health(check_timeout=settings.ready_timeout)
     engine = make_engine(
         dsn, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
     )
@@ -82,24 +97,24 @@ def create_app(
         dsn,
         schema=settings.queue_schema,
         min_size=1,
-        max_size=4,  # queues, readiness and the flush consumer: publishes use the request's own
+        max_size=2,  # ensure_queue and readiness only: publishes use the request's connection
         middlewares=[
             PgTelemetryMiddleware(tracer_provider=provider),
             PgPrometheusMiddleware(registry=registry, app_name=SERVICE),
         ],
         graceful_timeout=settings.shutdown_timeout,
     )
-    sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-    # the ticket-notifications consumer runs here until the tickets worker process exists
-    subscribe_notification_flush(broker, sessions=sessions, settings=settings)
     runtime = Runtime(
         settings=settings,
         engine=engine,
-        sessions=sessions,
+        sessions=async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
         broker=broker,
         registry=registry,
-        clock=clock,
+        clock=clock or SystemClock(),
+        health=health,
     )
+    health.add_check("database", lambda: database_answers(engine))
+    health.add_check("broker", lambda: broker_answers(broker, settings.ready_timeout))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -123,7 +138,10 @@ def create_app(
     if bootstrap_served(settings):
         app.include_router(accounts.bootstrap)
     app.include_router(accounts.users)
+    app.include_router(accounts.organizations)
     app.include_router(tickets.router)
+    app.include_router(exports.router)
+    app.include_router(sla.router)
     app.add_middleware(HttpMetrics, registry=registry)
     FastAPIInstrumentor.instrument_app(
         app, tracer_provider=provider, excluded_urls="/healthz,/readyz,/metrics"

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -107,11 +108,45 @@ class NewAdmin(Command):
     name: Name
 
 
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(
+            f"unknown time zone {value!r}; use an IANA name such as Europe/Berlin"
+        ) from None
+    return value
+
+
+TimeZone = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=64), AfterValidator(_zone)
+]
+Locale = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")
+]
+AutoCloseDays = Annotated[int, Field(ge=0, le=3650)]
+
+
 class CreateOrganization(Command):
     """Bootstrap a tenant: the organization and its first admin."""
 
     name: Name
     admin: NewAdmin
+    time_zone: TimeZone = "UTC"
+    locale: Locale = "en"
+    auto_close_after_days: AutoCloseDays = 7
+
+
+class UpdateOrganization(Command):
+    """Change the organization's settings (fields left out stay as they are)."""
+
+    name: Name | None = None
+    time_zone: TimeZone | None = None
+    """IANA zone: the organization's local day (digests, business hours)."""
+    locale: Locale | None = None
+    """Language of the organization's e-mails and reports (``en``, ``de``, ``pt-BR``)."""
+    auto_close_after_days: AutoCloseDays | None = None
+    """Resolved tickets close after this many days; 0 = never."""
 
 
 class CreateUser(Command):
@@ -160,5 +195,10 @@ class TicketFilter(Command):
 
     status: TicketStatus | None = None
     assignee_id: uuid.UUID | None = None
+    archived: bool = False
+    """Include archived tickets (closed long ago; see the cleanup job)."""
+    sla: Literal["breached", "at_risk"] | None = None
+    """Only tickets with a breached SLA target, or with one past its warning threshold and
+    not breached (as the SLA service last reported)."""
     limit: int = Field(default=50, ge=1, le=200)
     offset: int = Field(default=0, ge=0, le=PAGE_OFFSET_MAX)

@@ -51,6 +51,10 @@ class Organization(SQLModel, table=True):
     id: uuid.UUID = Field(primary_key=True)
     name: str
     created_at: datetime = Field(sa_type=DateTime(timezone=True))
+    time_zone: str = "UTC"
+    locale: str = "en"
+    auto_close_after_days: int = 7
+    updated_at: datetime | None = _instant(nullable=True)
 
 
 class User(SQLModel, table=True):
@@ -82,6 +86,7 @@ class Ticket(SQLModel, table=True):
     first_response_at: datetime | None = _instant(nullable=True)
     resolved_at: datetime | None = _instant(nullable=True)
     closed_at: datetime | None = _instant(nullable=True)
+    archived_at: datetime | None = _instant(nullable=True)
 
 
 class Message(SQLModel, table=True):

@@ -18,7 +18,11 @@ pending update of the pair into ONE ``ticket-update`` mail — every message in 
 status change (so the latest status is the one shown) — and deletes them in the same
 transaction, so nothing is dropped and nothing is mailed twice (:func:`digest_email`; its
 idempotency key names the first and last update it carries). An update arriving while a flush
-runs waits for the next window. Mails link to the ticket (``ticket_url``).
+runs waits for the next window. Mails link to the ticket (``ticket_url``). The flush jobs run
+in the tickets worker process (:mod:`insightdesk.tickets.subscribers`).
+
+``ticket.closed`` with reason ``auto`` → ``ticket-closed`` to the customer at once (a manual
+close is a status change and folded in as one).
 
 Template contexts are contracts (:data:`insightdesk.shared.contracts.TEMPLATE_CONTEXTS`),
 built by instantiating the template's model, so they cannot drift from what the email service
@@ -38,6 +42,8 @@ from insightdesk.shared.contracts import (
     Event,
     SendEmail,
     TicketAssigned,
+    TicketClosed,
+    TicketClosedContext,
     TicketCreated,
     TicketMessageAdded,
     TicketOpenedContext,
@@ -58,6 +64,7 @@ WELCOME = "welcome"
 UPDATE = "ticket-update"
 OPENED = "ticket-opened"
 FLUSH_QUEUE = "ticket-notifications"
+CLOSED = "ticket-closed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +118,8 @@ def notifications_for(event: Event) -> list[Planned]:
             return list(on_status_changed(event))
         case TicketAssigned():
             return list(on_assigned(event))
+        case TicketClosed():
+            return list(on_closed(event))
         case UserRegistered():
             return list(on_user_registered(event))
         case _:
@@ -213,6 +222,26 @@ def digest_email(
     )
 
 
+def on_closed(event: TicketClosed) -> list[Notification]:
+    ticket = event.ticket
+    if event.reason != "auto" or ticket.closed_at is None:
+        return []
+    resolved_days = (ticket.closed_at - (ticket.resolved_at or ticket.closed_at)).days
+    context = TicketClosedContext(
+        recipient_name=ticket.customer.name,
+        ticket_id=str(ticket.id),
+        ticket_subject=ticket.subject,
+        resolved_days=resolved_days,
+    )
+    command = SendEmail(
+        to=ticket.customer.email,
+        template=CLOSED,
+        context=template_context(context),
+        idempotency_key=f"{CLOSED}:{ticket.id}:{ticket.customer.id}:{_instant(ticket.closed_at)}",
+    )
+    return [Notification(command)]
+
+
 def on_user_registered(event: UserRegistered) -> list[Notification]:
     user = event.user
     command = SendEmail(
@@ -228,6 +257,11 @@ def on_user_registered(event: UserRegistered) -> list[Notification]:
         idempotency_key=f"{WELCOME}:{user.id}",
     )
     return [Notification(command)]
+
+
+def _instant(at: datetime) -> str:
+    """An event time as it appears in idempotency keys (UTC, microseconds)."""
+    return at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
 def _iso(at: datetime) -> str:

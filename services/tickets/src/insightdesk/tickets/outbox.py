@@ -15,11 +15,12 @@ because the flush's job is already active — never neither.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from insightdesk.shared.contracts import Event
+from insightdesk.shared.contracts import Command, Event
 from insightdesk.shared.queue.broker import JobOptions, PgBroker
 from insightdesk.tickets.models import PendingNotification
 from insightdesk.tickets.notifications import (
@@ -49,6 +50,10 @@ class BrokerOutbox:
 
     async def publish(self, event: Event) -> None:
         await self.broker.publish_event(event.name, event, conn=self.session)
+
+    async def send_command(self, command: Command) -> uuid.UUID | None:
+        """Send ``command`` to its queue in the request's transaction."""
+        return await self.broker.publish(command, command.queue, conn=self.session)
 
     async def send(self, notification: Notification) -> bool:
         command = notification.command

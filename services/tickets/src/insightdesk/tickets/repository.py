@@ -26,6 +26,7 @@ from insightdesk.tickets.models import (
     Ticket,
     User,
 )
+from insightdesk.tickets.sla_models import TicketSlaRow
 
 EMAIL_PER_ORG = "users_email_per_org"
 
@@ -45,11 +46,13 @@ def user_ref(user: User) -> UserRef:
 
 @dataclass(frozen=True, slots=True)
 class TicketView:
-    """A ticket with the people it references, as events and responses need it."""
+    """A ticket with the people it references, as events and responses need it, and its SLA
+    targets as the SLA service last reported them (``sla.clock_changed``)."""
 
     ticket: Ticket
     customer: UserRef
     assignee: UserRef | None
+    sla: TicketSlaRow | None = None
 
     def snapshot(self) -> TicketSnapshot:
         t = self.ticket
@@ -86,8 +89,10 @@ class TicketRepository:
         self.session.add(organization)
         await self.session.flush()
 
-    async def organization(self, organization_id: uuid.UUID) -> Organization | None:
-        return await self.session.get(Organization, organization_id)
+    async def organization(
+        self, organization_id: uuid.UUID, *, lock: bool = False
+    ) -> Organization | None:
+        return await self.session.get(Organization, organization_id, with_for_update=lock)
 
     async def add_user(self, user: User) -> None:
         """Insert ``user``; an e-mail already used in the organization is a :class:`Conflict`
@@ -194,12 +199,17 @@ class TicketRepository:
         self, organization_id: uuid.UUID, where: TicketFilter, *, customer_id: uuid.UUID | None
     ) -> list[Ticket]:
         query = select(Ticket).where(Ticket.organization_id == organization_id)
+        if not where.archived:
+            query = query.where(col(Ticket.archived_at).is_(None))
         if customer_id is not None:
             query = query.where(Ticket.customer_id == customer_id)
         if where.status is not None:
             query = query.where(Ticket.status == where.status)
         if where.assignee_id is not None:
             query = query.where(Ticket.assignee_id == where.assignee_id)
+        if where.sla is not None:
+            flag = TicketSlaRow.breached if where.sla == "breached" else TicketSlaRow.at_risk
+            query = query.where(exists().where(col(TicketSlaRow.ticket_id) == Ticket.id, col(flag)))
         query = (
             query.order_by(col(Ticket.created_at).desc(), col(Ticket.id).desc())
             .limit(where.limit)
@@ -223,11 +233,16 @@ class TicketRepository:
             )
         )
         people = {u.id: user_ref(u) for u in result.all()}
+        sla_rows = await self.session.exec(
+            select(TicketSlaRow).where(col(TicketSlaRow.ticket_id).in_([t.id for t in tickets]))
+        )
+        sla = {r.ticket_id: r for r in sla_rows.all()}
         return [
             TicketView(
                 t,
                 people[t.customer_id],
                 people[t.assignee_id] if t.assignee_id is not None else None,
+                sla.get(t.id),
             )
             for t in tickets
         ]

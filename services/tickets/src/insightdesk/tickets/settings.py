@@ -36,6 +36,18 @@ class TicketsSettings(ServiceSettings):
     ready_timeout: float = Field(default=2.0, gt=0)
     """How long ``/readyz`` waits for the database and the broker."""
 
+    worker_http_port: int = Field(default=8003, ge=0, le=65535)
+    """Where the ``worker`` process serves /healthz, /readyz, /metrics."""
+    worker_db_pool_size: int = Field(default=4, ge=1, le=100)
+    """Connections of the worker's own pool (the ``tickets`` schema)."""
+    auto_close_batch_size: int = Field(default=500, ge=1, le=10_000)
+    auto_close_max_seconds: float = Field(default=600.0, gt=0)
+    """Time budget of one auto-close run; what is left waits for the next run."""
+    archive_after_days: int = Field(default=365, ge=1)
+    """Cleanup archives tickets closed longer than this."""
+    cleanup_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    cleanup_max_seconds: float = Field(default=60.0, gt=0)
+
     @property
     def spans_file(self) -> Path | None:
         """Where this service writes its spans (``$INSIGHTDESK_SPANS_DIR/tickets.jsonl``)."""

@@ -2,8 +2,8 @@
 
 ``subscribe_notification_flush`` consumes ``ticket-notifications``: each job is the end of one
 (ticket, recipient) window, handled by :func:`insightdesk.tickets.handlers.flush_notifications`
-in its own transaction. The API process registers it on its broker today; the tickets worker
-process (``python -m insightdesk.tickets worker``) is where it belongs once that exists.
+in its own transaction. The tickets worker process (``python -m insightdesk.tickets worker``,
+:func:`insightdesk.tickets.worker.build_worker_broker`) registers it; the API consumes nothing.
 """
 
 from __future__ import annotations

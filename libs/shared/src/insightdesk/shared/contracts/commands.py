@@ -6,11 +6,44 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from insightdesk.shared.contracts.base import Command, Contract
+from insightdesk.shared.contracts.reports import (
+    DailyDigestContext,
+    ReportReadyContext,
+    WeeklyReportContext,
+)
 
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+
+class Attachment(Contract):
+    """A file attached to a mail, by reference to shared object storage (never the bytes in
+    the job): ``key`` names the object; the email service reads it when it sends.
+
+    ``inline`` parts are ``multipart/related`` images the HTML shows as ``cid:<content_id>``;
+    the others are ordinary attachments."""
+
+    key: str = Field(min_length=1, max_length=1024)
+    filename: str = Field(min_length=1, max_length=255, pattern=r"^[^/\\\x00-\x1f]+$")
+    content_type: str = Field(default="application/octet-stream", pattern=r"^[\w.+-]+/[\w.+-]+$")
+    inline: bool = False
+    content_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
+
+    @field_validator("key")
+    @classmethod
+    def _relative_key(cls, value: str) -> str:
+        parts = value.split("/")
+        if value.startswith("/") or any(p in {"", ".", ".."} for p in parts):
+            raise ValueError(f"not a relative storage key: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _inline_has_id(self) -> Attachment:
+        if self.inline and self.content_id is None:
+            raise ValueError("an inline attachment needs a content_id (its cid: name)")
+        return self
 
 
 class SendEmail(Command):
@@ -23,6 +56,8 @@ class SendEmail(Command):
     context: dict[str, Any] = {}
     idempotency_key: str = Field(min_length=1, max_length=200)
     locale: str = "en"
+    attachments: list[Attachment] = []
+    """Files from storage: inline images (``cid:``) and attachments."""
 
     @field_validator("to")
     @classmethod
@@ -124,6 +159,44 @@ class TicketOpenedContext(Contract):
     ticket_url: str | None = None
 
 
+class SlaWarningContext(Contract):
+    """``sla-warning``: a ticket's SLA target is close to its deadline."""
+
+    recipient_name: str
+    ticket_id: str
+    ticket_subject: str
+    target: str
+    """``first_response``, ``next_response``, ``periodic_update`` or ``resolution``."""
+    due_at: str
+    """ISO 8601 instant (UTC)."""
+    remaining_minutes: str | None = None
+    ticket_url: str | None = None
+
+
+class SlaBreachedContext(Contract):
+    """``sla-breached``: a ticket missed an SLA target (``escalation_level`` set when this is
+    an escalation after the breach)."""
+
+    recipient_name: str
+    ticket_id: str
+    ticket_subject: str
+    target: str
+    due_at: str
+    escalation_level: str | None = None
+    ticket_url: str | None = None
+
+
+class TicketClosedContext(Contract):
+    """``ticket-closed``: the recipient's resolved ticket was closed automatically."""
+
+    recipient_name: str
+    ticket_id: str
+    ticket_subject: str
+    resolved_days: int
+    """How many days the ticket had been resolved (the organization's auto-close setting)."""
+    ticket_url: str | None = None
+
+
 TEMPLATE_CONTEXTS: dict[str, type[Contract]] = {
     "ticket-update": TicketUpdateContext,
     "ticket-opened": TicketOpenedContext,
@@ -131,6 +204,12 @@ TEMPLATE_CONTEXTS: dict[str, type[Contract]] = {
     "ticket-new-message": TicketNewMessageContext,
     "ticket-status-change": TicketStatusChangeContext,
     "ticket-assigned": TicketAssignedContext,
+    "ticket-closed": TicketClosedContext,
+    "daily-digest": DailyDigestContext,
+    "weekly-report": WeeklyReportContext,
+    "report-ready": ReportReadyContext,
+    "sla-warning": SlaWarningContext,
+    "sla-breached": SlaBreachedContext,
 }
 """Template name → the model of its ``SendEmail.context``."""
 

@@ -104,20 +104,9 @@ class TicketPriorityChanged(Event):
 class TicketClosed(Event):
     name: ClassVar[str] = "ticket.closed"
     ticket: TicketSnapshot
-
-
-class SlaTarget(Contract):
-    priority: TicketPriority
-    first_response_minutes: int
-    resolution_minutes: int
-
-
-class SlaPolicyChanged(Event):
-    name: ClassVar[str] = "sla_policy.changed"
-    organization_id: uuid.UUID
-    targets: list[SlaTarget]
-    business_hours_only: bool = False
-    timezone: str = "UTC"
+    reason: str = "manual"
+    """``manual`` (someone closed it) or ``auto`` (resolved longer than the organization's
+    ``auto_close_after_days``)."""
 
 
 class EmailDelivered(Event):
@@ -138,19 +127,34 @@ class EmailFailed(Event):
 
 
 class SlaWarning(Event):
+    """A ticket's SLA target (``first_response``, ``next_response``, ``periodic_update``,
+    ``resolution``) reached its warning threshold; once per (target, cycle, deadline version)."""
+
     name: ClassVar[str] = "sla.warning"
     ticket_id: uuid.UUID
     organization_id: uuid.UUID
     target: str
     due_at: AwareDatetime
+    cycle: int = 0
+    deadline_version: int = 0
+    remaining_minutes: float | None = None
 
 
 class SlaBreached(Event):
+    """A target was missed (``escalation_level`` 0, recorded once per target and cycle), or
+    is still unmet ``after_minutes`` later (escalation levels 1-4, each once per deadline
+    version). ``notify`` names who is mailed: ``assignee`` (or every agent when unassigned),
+    ``agents``, ``admins``."""
+
     name: ClassVar[str] = "sla.breached"
     ticket_id: uuid.UUID
     organization_id: uuid.UUID
     target: str
     due_at: AwareDatetime
+    cycle: int = 0
+    deadline_version: int = 0
+    escalation_level: int = 0
+    notify: list[str] = ["assignee", "admins"]
 
 
 ALL_EVENTS: tuple[type[Event], ...] = (
@@ -161,7 +165,6 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     TicketAssigned,
     TicketPriorityChanged,
     TicketClosed,
-    SlaPolicyChanged,
     EmailDelivered,
     EmailFailed,
     SlaWarning,

@@ -1,5 +1,6 @@
-"""``insightdesk-queue demo|migrate|stats|maintain``: a subcommand is required (``demo`` sends,
-works and reports a few jobs; the others migrate, show stats, run maintenance once).
+"""``insightdesk-queue demo|migrate|stats|maintain``: a subcommand is required (``demo`` runs a
+short demo of the engine; the others migrate, show stats, run maintenance once); operator
+commands (jobs, queues, workers, console) live in :mod:`.operator_cli`.
 
 The database is ``DATABASE_URL`` when set; otherwise an embedded PostgreSQL is started in
 ``.local/postgres`` (pgserver) so the demo runs on a machine with no PostgreSQL installed.
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from insightdesk.shared.db import EmbeddedPostgres, dsn_from_env, start_embedded
 from insightdesk.shared.errors import InsightDeskError
+from insightdesk.shared.queue import operator_cli
 from insightdesk.shared.queue.client import QueueClient
 from insightdesk.shared.queue.jobs import Job, QueueStats
 from insightdesk.shared.queue.options import JobOptions, QueueOptions
@@ -141,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("migrate", help="install or upgrade the queue schema")
     sub.add_parser("stats", help="job counts per queue and state")
     sub.add_parser("maintain", help="run retention and crash recovery once")
+    operator_cli.add_commands(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:
@@ -153,6 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 asyncio.run(migrate_only(dsn))
             elif args.command == "stats":
                 asyncio.run(show_stats(dsn))
+            elif args.command in operator_cli.COMMANDS:
+                operator_cli.main_loop(args, dsn)
             else:
                 asyncio.run(maintain(dsn))
     except InsightDeskError as exc:

@@ -1,8 +1,11 @@
-"""The queue engine's client: queues, sends, events, operations and statistics.
+"""The queue engine's client: queues, sends, events, operations, statistics and workers.
 
-Every method runs one statement (or a short fixed sequence) through the engine's autocommit pool,
-or inside the caller's transaction when ``conn=`` is given. psycopg errors are wrapped into the
-project's error tree at this boundary.
+The client is a facade over one :class:`~insightdesk.shared.queue.store.PgStore` (the engine's
+database boundary: pool, statements, error wrapping, row mapping) and one
+:class:`~insightdesk.shared.queue.consumer.Consumer` (the process's claim loop). Every
+:meth:`work` of a client joins that consumer, so a process serves any number of queues over one
+claim connection. Calls run through the store's autocommit pool, or inside the caller's
+transaction when ``conn=`` is given.
 """
 
 from __future__ import annotations
@@ -11,42 +14,42 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Self
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from insightdesk.shared.errors import (
-    DatabaseError,
-    InvalidArgument,
-    QueueNotFound,
-)
+from insightdesk.shared.errors import DatabaseError, InvalidArgument
 from insightdesk.shared.queue.batches import Batch, NewJob
-from insightdesk.shared.queue.connections import Executor, borrow
-from insightdesk.shared.queue.jobs import Job
-from insightdesk.shared.queue.migrator import migrate
-from insightdesk.shared.queue.operations import QueueOperations, wrap_error
+from insightdesk.shared.queue.connections import Executor
+from insightdesk.shared.queue.consumer import Consumer
+from insightdesk.shared.queue.jobs import Job, JobInfo, JobState, QueueStats
 from insightdesk.shared.queue.options import (
     DEFAULT_JOB_OPTIONS,
     JobOptions,
+    QueueDefinition,
     QueueOptions,
     validate_name,
 )
-from insightdesk.shared.queue.payloads import to_json
-from insightdesk.shared.queue.statements import Statements, notify_channel, statements
+from insightdesk.shared.queue.ports import Failure, Postponed
+from insightdesk.shared.queue.registry import WorkerRegistry
+from insightdesk.shared.queue.statements import Statements
+from insightdesk.shared.queue.store import PgStore
 from insightdesk.shared.queue.supervisor import Supervisor
 from insightdesk.shared.queue.worker import (
     DEFAULT_HEARTBEAT,
     BatchHandler,
     Handler,
+    JobDoneHook,
     Worker,
+    error_document,
 )
 
 log = logging.getLogger(__name__)
 
 
-class QueueClient(QueueOperations):
+class QueueClient:
     """Entry point of the engine for one schema.
 
     Build it with :meth:`connect` (owns a pool) or around an existing
@@ -56,14 +59,32 @@ class QueueClient(QueueOperations):
     def __init__(
         self, pool: AsyncConnectionPool[Any], *, schema: str = "queue", dsn: str | None = None
     ) -> None:
-        self.pool = pool
-        self.schema = schema
-        self.sql: Statements = statements(schema)
-        self.channel = notify_channel(schema)
-        self.dsn: str = dsn if dsn is not None else str(pool.conninfo)
-        self._workers: list[Worker] = []
-        self._keyed: dict[str, bool] = {}  # queue -> singleton/stately policy (for claim)
-        self.supervisor = Supervisor(self)
+        self.store = PgStore(pool, schema=schema, dsn=dsn)
+        self.consumer = Consumer(self.store)
+        self.supervisor = Supervisor(self.store)
+        self.registry = WorkerRegistry(self.store)  # console: who works on what
+        self._registered: list[uuid.UUID] = []
+
+    @property
+    def pool(self) -> AsyncConnectionPool[Any]:
+        """The store's pool, for callers that run their own SQL beside the engine's."""
+        return self.store.pool
+
+    @property
+    def schema(self) -> str:
+        return self.store.schema
+
+    @property
+    def sql(self) -> Statements:
+        return self.store.sql
+
+    @property
+    def channel(self) -> str:
+        return self.store.channel
+
+    @property
+    def dsn(self) -> str:
+        return self.store.dsn
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -73,10 +94,14 @@ class QueueClient(QueueOperations):
         *,
         schema: str = "queue",
         min_size: int = 1,
-        max_size: int = 10,
+        max_size: int = 5,
         migrate_schema: bool = True,
     ) -> AsyncIterator[Self]:
-        """Open a pool on ``dsn``, migrate the schema (unless told not to), and close on exit."""
+        """Open a pool on ``dsn``, migrate the schema (unless told not to), and close on exit.
+
+        The pool grows on demand up to ``max_size``: the consumer loop holds one connection
+        however many queues it serves; heartbeats, recovery, maintenance and sends borrow one
+        for a statement each, so 5 serves a process with any number of queues."""
         pool = make_pool(dsn, min_size=min_size, max_size=max_size)
         try:
             await pool.open(wait=True, timeout=30)
@@ -109,22 +134,25 @@ class QueueClient(QueueOperations):
         supervise: bool = True,
         listen: bool = True,
         default_heartbeat: float = DEFAULT_HEARTBEAT,
-        on_job_done: Callable[[Job, str, float], None] | None = None,
+        on_job_done: JobDoneHook | None = None,
     ) -> Worker:
         """Start consuming ``queue`` with ``handler``; returns the running :class:`Worker`.
 
-        ``on_job_done(job, outcome, seconds)`` is called after each job with ``completed``,
-        ``snoozed``, ``retried`` or ``failed`` (metrics hook).
+        Every worker of a client shares its :class:`Consumer`: one claim loop and one claim
+        connection for all queues, one heartbeat statement per period for all held jobs.
+        ``on_job_done(job, outcome, seconds)`` is called after each job with its
+        :class:`~insightdesk.shared.queue.outcomes.Outcome` (metrics hook).
         ``supervise`` also runs crash recovery and retention in this process (cheap and safe
-        to run in every process). :meth:`close` stops everything gracefully.
+        to run in every process). ``default_heartbeat`` applies to the whole consumer (the
+        last value given wins). :meth:`close` stops everything gracefully.
 
         ``batch``: ``handler`` takes a list of jobs (at most ``batch_size`` per call, default
         10) and ``concurrency`` counts calls in flight; its outcome applies to every job of the
         list (see :mod:`insightdesk.shared.queue.worker`).
         """
-        definition = await self.get_queue(queue)
+        definition = await self.store.get_queue(queue)
         worker = Worker(
-            self,
+            self.consumer,
             queue,
             handler,
             concurrency=concurrency,
@@ -133,93 +161,82 @@ class QueueClient(QueueOperations):
             prefetch=prefetch,
             poll_interval=poll_interval,
             shutdown_timeout=shutdown_timeout,
-            default_heartbeat=default_heartbeat,
             listen=listen,
-            keyed=definition["policy"] in {"singleton", "stately"},
+            keyed=definition.keyed,
             on_job_done=on_job_done,
         )
+        self.consumer.default_heartbeat = default_heartbeat
         await worker.start()
-        self._workers.append(worker)
+        self._registered.append(await self.registry.add(queue, concurrency))
         if supervise:
             self.supervisor.default_heartbeat = default_heartbeat
             self.supervisor.start()
         return worker
 
+    async def work_many(
+        self,
+        handlers: Mapping[str, Handler | BatchHandler],
+        *,
+        concurrency: int | Mapping[str, int] = 10,
+        **options: Any,
+    ) -> list[Worker]:
+        """Start a worker per ``queue -> handler`` of ``handlers``, all on this client's one
+        consumer loop; ``concurrency`` is one number for all or a number per queue (default
+        10). Other keyword arguments are those of :meth:`work`. All or nothing: if a queue
+        does not exist, the workers already started are stopped again."""
+        started: list[Worker] = []
+        try:
+            for queue, handler in handlers.items():
+                n = concurrency if isinstance(concurrency, int) else concurrency.get(queue, 10)
+                started.append(await self.work(queue, handler, concurrency=n, **options))
+        except BaseException:
+            await asyncio.gather(*(w.stop(0) for w in started))
+            raise
+        return started
+
     async def close(self, timeout: float | None = None) -> None:
         """Stop every worker (finishing or releasing in-flight jobs), then the background tasks."""
-        workers, self._workers = self._workers, []
+        workers = self.consumer.workers
         await asyncio.gather(*(w.stop(timeout) for w in workers))
+        await self.consumer.flush()
+        registered, self._registered = self._registered, []
+        if registered:
+            await self.registry.remove(*registered)
         await self.supervisor.stop()
 
     # ------------------------------------------------------------------ schema and queues
 
     async def migrate(self) -> int:
-        async with self.pool.connection() as conn:
-            return await migrate(conn, self.schema)
+        return await self.store.migrate()
 
     async def create_queue(self, name: str, options: QueueOptions | None = None) -> None:
         """Create ``name`` or update its definition (idempotent)."""
-        validate_name(name)
-        opts = options or QueueOptions()
-        params = {
-            "name": name,
-            "policy": opts.policy.value,
-            "priority": opts.priority,
-            "retry_limit": opts.retry_limit,
-            "retry_delay": opts.retry_delay,
-            "retry_backoff": opts.retry_backoff,
-            "retry_delay_max": opts.retry_delay_max,
-            "expire_in": opts.expire_in,
-            "heartbeat": opts.heartbeat,
-            "retention": opts.retention,
-            "delete_after": opts.delete_after,
-            "dead_letter": opts.dead_letter,
-        }
-        self._keyed.pop(name, None)
-        try:
-            await self._execute("upsert_queue", params)
-        except psycopg.errors.ForeignKeyViolation as exc:
-            raise QueueNotFound(
-                f"dead-letter queue {opts.dead_letter!r} of {name!r} does not exist; "
-                "create it first"
-            ) from exc
-        except psycopg.errors.CheckViolation as exc:
-            raise InvalidArgument(f"queue {name!r} cannot be its own dead-letter queue") from exc
+        await self.store.create_queue(name, options)
 
     async def ensure_queue(self, name: str) -> None:
         """Create ``name`` with default options unless it exists (a sender's safety net; the
         consuming service owns the definition and sets it with :meth:`create_queue`)."""
-        await self._execute("ensure_queue", {"name": validate_name(name)})
+        await self.store.ensure_queue(name)
 
-    async def get_queue(self, name: str) -> dict[str, Any]:
-        rows = await self._fetch("get_queue", {"name": validate_name(name)})
-        if not rows:
-            raise QueueNotFound(f"queue {name!r} does not exist")
-        return rows[0]
+    async def get_queue(self, name: str) -> QueueDefinition:
+        return await self.store.get_queue(name)
 
-    async def list_queues(self) -> list[dict[str, Any]]:
-        return await self._fetch("list_queues", {})
+    async def list_queues(self) -> list[QueueDefinition]:
+        return await self.store.list_queues()
 
     async def delete_queue(self, name: str) -> bool:
         """Delete a queue with all its jobs, subscriptions and schedules."""
-        self._keyed.pop(name, None)
-        return bool(await self._fetch("delete_queue", {"name": validate_name(name)}))
+        return await self.store.delete_queue(name)
 
     async def subscribe(self, event: str, queue: str) -> None:
         """Deliver every future ``publish(event, ...)`` to ``queue`` as a job."""
-        params = {"event": validate_name(event, "event"), "name": validate_name(queue)}
-        try:
-            await self._execute("subscribe", params)
-        except psycopg.errors.ForeignKeyViolation as exc:
-            raise QueueNotFound(f"queue {queue!r} does not exist") from exc
+        await self.store.subscribe(event, queue)
 
     async def unsubscribe(self, event: str, queue: str) -> None:
-        await self._execute(
-            "unsubscribe", {"event": validate_name(event, "event"), "name": validate_name(queue)}
-        )
+        await self.store.unsubscribe(event, queue)
 
     async def subscriptions(self) -> list[tuple[str, str]]:
-        return [(r["event"], r["name"]) for r in await self._fetch("subscriptions", {})]
+        return await self.store.subscriptions()
 
     # ------------------------------------------------------------------ sending
 
@@ -236,36 +253,7 @@ class QueueClient(QueueOperations):
         With ``conn`` the job joins the caller's open transaction and becomes visible (and wakes
         workers) only when that transaction commits.
         """
-        validate_name(queue)
-        opts = options or DEFAULT_JOB_OPTIONS
-        params = {
-            "name": queue,
-            "id": opts.id,
-            "data": None if data is None else to_json(data),
-            "headers": to_json(opts.headers, "headers") if opts.headers else None,
-            "opts": to_json(opts.to_wire()),
-        }
-        statement = self.sql["insert_job"]
-        async with borrow(self.pool, conn) as c:
-            try:
-                cur = await c.execute(statement, params)
-                row = await cur.fetchone()
-                if row is None and opts.debounce:  # slot taken: try the next one
-                    params["opts"] = to_json(opts.to_wire(slot_offset=1))
-                    cur = await c.execute(statement, params)
-                    row = await cur.fetchone()
-                if row is None:
-                    cur = await c.execute(self.sql["queue_exists"], {"name": queue})
-                    exists = await cur.fetchone()
-                    if not (exists and exists[0]):
-                        raise QueueNotFound(
-                            f"queue {queue!r} does not exist; create it with create_queue()"
-                        )
-                    return None
-            except psycopg.Error as exc:
-                raise wrap_error(exc, "send") from exc
-        job_id: uuid.UUID = row[0]
-        return job_id
+        return await self.store.send(queue, data, options, conn=conn)
 
     async def send_many(
         self,
@@ -285,7 +273,7 @@ class QueueClient(QueueOperations):
         batch = Batch.build(items, common)
         if not batch.data:
             return []
-        ids = await self._insert(queue, None, batch, common, conn)
+        ids = await self.store.insert_batch(queue, None, batch, common, conn=conn)
         if batch.debounced:
             await self._debounce(queue, batch, ids, conn)
         return ids
@@ -306,38 +294,8 @@ class QueueClient(QueueOperations):
                 "publish creates one job per subscriber; a fixed id is not allowed"
             )
         batch = Batch.build([NewJob(data, opts)], opts)
-        return [i for i in await self._insert(None, event, batch, opts, conn) if i is not None]
-
-    async def _insert(
-        self,
-        queue: str | None,
-        event: str | None,
-        batch: Batch,
-        common: JobOptions,
-        conn: Executor | None,
-        *,
-        slot_offset: int = 0,
-    ) -> list[uuid.UUID | None]:
-        params = {
-            "name": queue,
-            "event": event,
-            "common": to_json(common.to_wire(slot_offset=slot_offset)),
-            "ids": batch.ids,
-            "data": batch.data,
-            "headers": batch.headers,
-            "opts": batch.opts,
-        }
-        async with borrow(self.pool, conn) as c:
-            try:
-                cur = await c.execute(self.sql["insert_jobs"], params, binary=True)
-                row = await cur.fetchone()
-            except psycopg.Error as exc:
-                raise wrap_error(exc, "send") from exc
-        assert row is not None
-        queues, ids = row[0], row[1]
-        if queue is not None and not queues:
-            raise QueueNotFound(f"queue {queue!r} does not exist; create it with create_queue()")
-        return list(ids or [])
+        ids = await self.store.insert_batch(None, event, batch, opts, conn=conn)
+        return [i for i in ids if i is not None]
 
     async def _debounce(
         self, queue: str, batch: Batch, ids: list[uuid.UUID | None], conn: Executor | None
@@ -348,8 +306,108 @@ class QueueClient(QueueOperations):
                 opts = batch.debounced[i]
                 assert opts is not None
                 retry = Batch.build([NewJob(batch.raw[i], opts)], opts)
-                result = await self._insert(queue, None, retry, opts, conn, slot_offset=1)
+                result = await self.store.insert_batch(
+                    queue, None, retry, opts, conn=conn, slot_offset=1
+                )
                 ids[i] = result[0]
+
+    # ------------------------------------------------------------------ operations
+
+    async def cancel(self, *ids: uuid.UUID) -> list[uuid.UUID]:
+        return await self.store.cancel(*ids)
+
+    async def resume(self, *ids: uuid.UUID) -> list[uuid.UUID]:
+        return await self.store.resume(*ids)
+
+    async def retry(self, *ids: uuid.UUID) -> list[uuid.UUID]:
+        """Give failed or cancelled jobs another attempt, now."""
+        return await self.store.retry(*ids)
+
+    async def delete(self, *ids: uuid.UUID) -> list[uuid.UUID]:
+        return await self.store.delete(*ids)
+
+    async def redrive(self, dead_letter_queue: str, *, limit: int = 1000) -> int:
+        """Send queued jobs of a dead-letter queue back to their source queues; returns count."""
+        return await self.store.redrive(dead_letter_queue, limit=limit)
+
+    async def get_job(self, job_id: uuid.UUID) -> JobInfo:
+        return await self.store.get_job(job_id)
+
+    async def find_jobs(
+        self,
+        queue: str,
+        *,
+        singleton_key: str | None = None,
+        state: JobState | None = None,
+        limit: int = 100,
+    ) -> list[JobInfo]:
+        return await self.store.find_jobs(
+            queue, singleton_key=singleton_key, state=state, limit=limit
+        )
+
+    async def stats(self, queue: str | None = None) -> list[QueueStats]:
+        """Per queue: counts by state (exact), ready jobs and oldest-ready age (exact), and
+        completions in the last minute (estimate); milliseconds however large the table."""
+        return await self.store.stats(queue)
+
+    async def ready_count(self, queue: str) -> int:
+        """Ready jobs of ``queue``, exact; the same function a KEDA postgresql scaler queries
+        (counters plus the due jobs no claim has promoted yet, one cheap statement)."""
+        return await self.store.ready_count(queue)
+
+    def scaler_query(self, queue: str) -> str:
+        """The SQL to put in a KEDA ``postgresql`` trigger for ``queue``."""
+        return self.store.scaler_query(queue)
+
+    # ------------------------------------------------------------------ claims and acks by hand
+
+    async def claim(
+        self, queue: str, limit: int = 1, *, default_heartbeat: float = DEFAULT_HEARTBEAT
+    ) -> list[Job]:
+        """Claim up to ``limit`` ready jobs of ``queue`` (priority, then age; rows other
+        consumers hold are skipped) without running them: the caller settles each with
+        :meth:`complete`, :meth:`fail` or :meth:`snooze`, carrying its ``lease``.
+
+        Nothing heartbeats these jobs: one not settled within its heartbeat period
+        (``default_heartbeat`` unless the job or queue sets one) is presumed dead and crash
+        recovery puts it back in the queue, after which its lease no longer settles it.
+        """
+        return await self.store.claim(queue, limit, default_heartbeat=default_heartbeat)
+
+    async def fail(
+        self,
+        job: Job,
+        error: dict[str, Any] | BaseException,
+        *,
+        delay: float | None = None,
+        final: bool = False,
+    ) -> bool:
+        """A failed attempt of a claimed job: retried after ``delay`` (default: the job's retry
+        policy) while attempts are left, else failed into its dead-letter queue; ``final``
+        fails it at once. ``error`` (an exception or a JSON object) is stored as its output.
+        False when ``job``'s lease no longer holds (the job was settled or re-queued)."""
+        if delay is not None and delay < 0:
+            raise InvalidArgument(f"delay must be >= 0 seconds, got {delay}")
+        document = error_document(error) if isinstance(error, BaseException) else error
+        return bool(await self.store.fail_jobs([Failure(job, document, delay, final)]))
+
+    async def snooze(self, job: Job, delay: float) -> bool:
+        """Put a claimed job back in the queue to run after ``delay`` seconds, without using an
+        attempt. False when ``job``'s lease no longer holds."""
+        if delay < 0:
+            raise InvalidArgument(f"delay must be >= 0 seconds, got {delay}")
+        return bool(await self.store.postpone([Postponed(job, float(delay))]))
+
+    async def complete(
+        self,
+        job_id: uuid.UUID,
+        lease: uuid.UUID,
+        output: Any = None,
+        *,
+        conn: Executor | None = None,
+    ) -> bool:
+        """Complete a claimed job, e.g. in the handler's own transaction (effectively once)."""
+        return await self.store.complete(job_id, lease, output, conn=conn)
 
 
 async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -358,7 +416,7 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.execute("SET jit = off")
 
 
-def make_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool[Any]:
+def make_pool(dsn: str, *, min_size: int = 1, max_size: int = 5) -> AsyncConnectionPool[Any]:
     """An autocommit pool: each engine statement is its own transaction, one round trip."""
     return AsyncConnectionPool(
         dsn,

@@ -8,14 +8,11 @@ the ``postgresql+psycopg`` driver. SQLAlchemy is detected by duck typing so it s
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
 
-from insightdesk.shared.errors import DatabaseError, InvalidArgument
+from insightdesk.shared.errors import InvalidArgument
 
 
 class _SqlAlchemyAsync(Protocol):
@@ -43,18 +40,3 @@ async def driver_connection(conn: Executor) -> psycopg.AsyncConnection[Any]:
         "conn must be a psycopg AsyncConnection or a SQLAlchemy AsyncSession/AsyncConnection "
         f"on the postgresql+psycopg driver, got {type(conn).__name__}"
     )
-
-
-@contextlib.asynccontextmanager
-async def borrow(
-    pool: AsyncConnectionPool[Any], conn: Executor | None
-) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    """The caller's connection if given, else one from the pool (autocommit)."""
-    if conn is not None:
-        yield await driver_connection(conn)
-        return
-    try:
-        async with pool.connection() as pooled:
-            yield pooled
-    except psycopg.OperationalError as exc:
-        raise DatabaseError(f"database unavailable: {exc}") from exc

@@ -20,7 +20,10 @@ class JobState(StrEnum):
 
 @dataclass(slots=True, eq=False)
 class Job:
-    """A claimed job, given to a handler. ``lease`` proves the claim; acks must carry it."""
+    """A claimed job, given to a handler. ``lease`` proves the claim; acks must carry it.
+
+    The claim statements return exactly these fields by name (``claimed_columns`` in
+    ``sql/jobs.sql``), so the store maps rows onto it with ``psycopg.rows.class_row``."""
 
     id: uuid.UUID
     queue: str
@@ -35,11 +38,6 @@ class Job:
     singleton_key: str | None
     created_on: datetime
     start_after: datetime
-
-    @classmethod
-    def from_claim(cls, queue: str, row: tuple[Any, ...]) -> Job:
-        """A job from a row of the ``fetch`` statement (id, lease, data, headers, ...)."""
-        return cls(row[0], queue, row[1], row[2], row[3] or {}, *row[4:12])
 
     @property
     def attempt(self) -> int:
@@ -86,7 +84,12 @@ class JobInfo:
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
-    """Counts of one queue's jobs by state, plus how stale its backlog is."""
+    """Counts of one queue's jobs by state, plus how stale its backlog is.
+
+    Read from counters the database keeps in step with every job change (statement triggers,
+    no table scan): the counts per state, ``ready`` and ``oldest_ready_age`` are exact as of
+    the statement; ``completed_last_minute`` is an estimate from per-minute counters.
+    """
 
     name: str
     created: int

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -209,3 +210,29 @@ class QueueOptions:
                 )
         if self.dead_letter is not None:
             validate_name(self.dead_letter, "dead-letter queue")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDefinition:
+    """A stored queue: its name and the options its jobs inherit (what ``get_queue`` returns)."""
+
+    name: str
+    options: QueueOptions
+
+    @property
+    def keyed(self) -> bool:
+        """Whether claims must respect one active job per singleton key (separate claim path)."""
+        return self.options.policy in {QueuePolicy.SINGLETON, QueuePolicy.STATELY}
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> QueueDefinition:
+        values = {f.name: row[f.name] for f in fields(QueueOptions)}
+        return cls(str(row["name"]), QueueOptions(**values))
+
+    def __getitem__(self, key: str) -> Any:
+        """Field access by name, as when definitions were plain dicts (``d["policy"]``)."""
+        if key == "name":
+            return self.name
+        if key not in QueueOptions.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self.options, key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 
 
 def _as_seconds(delay: float | timedelta) -> float:
@@ -41,3 +42,14 @@ class Reject(HandlerOutcome):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class Outcome(StrEnum):
+    """What became of a job a handler ran (reported to ``on_job_done``)."""
+
+    COMPLETED = "completed"
+    SNOOZED = "snoozed"
+    RETRIED = "retried"
+    """Failed an attempt; it will run again."""
+    FAILED = "failed"
+    """Failed for good (no attempts left, or rejected): in its dead-letter queue if it has one."""

@@ -20,13 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg.rows import dict_row
-
-from insightdesk.shared.errors import InvalidArgument, QueueNotFound
+from insightdesk.shared.errors import InvalidArgument, QueueError
 from insightdesk.shared.queue.cron import load_zone, parse_cron
 from insightdesk.shared.queue.options import JobOptions, validate_name
 from insightdesk.shared.queue.payloads import to_json
+from insightdesk.shared.queue.store import PgStore
 from insightdesk.shared.queue.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
@@ -74,10 +72,10 @@ class CronScheduler:
     """Keeps schedules and turns their slots into jobs; run :meth:`start` in any number of
     processes."""
 
-    def __init__(self, client: QueueClient, *, tick_interval: float = 1.0) -> None:
+    def __init__(self, client: QueueClient | PgStore, *, tick_interval: float = 1.0) -> None:
         if tick_interval <= 0:
             raise InvalidArgument("tick_interval must be > 0")
-        self.client = client
+        self.store: PgStore = client if isinstance(client, PgStore) else client.store
         self.tick_interval = tick_interval
         self._task: asyncio.Task[None] | None = None
 
@@ -120,23 +118,13 @@ class CronScheduler:
             "missed": missed,
             "grace": float(grace),
         }
-        try:
-            async with self.client.pool.connection() as conn:
-                await conn.execute(self.client.sql["upsert_schedule"], params)
-        except psycopg.errors.ForeignKeyViolation as exc:
-            raise QueueNotFound(f"queue {queue!r} does not exist") from exc
+        await self.store.upsert_schedule(params)
 
     async def unschedule(self, name: str) -> bool:
-        async with self.client.pool.connection() as conn:
-            cur = await conn.execute(self.client.sql["delete_schedule"], {"name": name})
-            return bool(cur.rowcount > 0)
+        return await self.store.delete_schedule(name)
 
     async def schedules(self) -> list[dict[str, Any]]:
-        async with self.client.pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(self.client.sql["list_schedules"])
-            rows: list[dict[str, Any]] = await cur.fetchall()
-            return rows
+        return await self.store.list_schedules()
 
     async def tick(self) -> list[Fired]:
         """One pass over every schedule; returns the slots this call fired."""
@@ -144,7 +132,7 @@ class CronScheduler:
         for row in await self.schedules():
             try:
                 fired.extend(await self._tick_one(row))
-            except (psycopg.Error, InvalidArgument) as exc:
+            except QueueError as exc:
                 log.warning("schedule %s could not tick: %s", row["name"], exc)
         return fired
 
@@ -167,23 +155,18 @@ class CronScheduler:
         return fired
 
     async def _advance(self, name: str, slot: datetime) -> bool:
-        async with self.client.pool.connection() as conn:
-            cur = await conn.execute(self.client.sql["claim_slot"], {"name": name, "slot": slot})
-            return bool(cur.rowcount > 0)
+        return await self.store.advance_schedule(name, slot)
 
     async def _fire(self, row: dict[str, Any], slot: datetime) -> uuid.UUID | None:
         name = row["name"]
         wire: dict[str, Any] = row["options"] or {}
         opts = JobOptions(
-            id=slot_job_id(self.client.schema, name, slot),
+            id=slot_job_id(self.store.schema, name, slot),
             headers={"schedule": name, "slot": slot.isoformat()},
             **{k: v for k, v in wire.items() if k in _SCHEDULE_OPTION_FIELDS},
         )
-        async with self.client.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(self.client.sql["claim_slot"], {"name": name, "slot": slot})
-            if cur.rowcount == 0:
-                return None  # another scheduler fired this slot
-            return await self.client.send(row["queue"], row["data"], opts, conn=conn)
+        # None: another scheduler fired this slot
+        return await self.store.fire_schedule(name, slot, row["queue"], row["data"], opts)
 
     def start(self) -> None:
         if self._task is None:
@@ -200,6 +183,6 @@ class CronScheduler:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
-            except (psycopg.Error, OSError) as exc:
+            except (QueueError, OSError) as exc:
                 log.warning("cron tick failed: %s", exc)
             await asyncio.sleep(self.tick_interval)

@@ -15,6 +15,7 @@ Answers and what the queue does with them:
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 from datetime import UTC, datetime
@@ -97,7 +98,7 @@ class ResendProvider:
     @staticmethod
     def payload(message: OutgoingEmail) -> dict[str, Any]:
         """The JSON body of ``POST /emails``. Resend sets the ``Message-ID`` itself."""
-        return {
+        body: dict[str, Any] = {
             "from": message.sender,
             "to": [message.to],
             "subject": message.subject,
@@ -105,6 +106,17 @@ class ResendProvider:
             "text": message.text,
             "headers": dict(message.headers),
         }
+        if message.files:
+            body["attachments"] = [
+                {
+                    "filename": f.filename,
+                    "content": base64.b64encode(f.data).decode("ascii"),
+                    "content_type": f.content_type,
+                    **({"content_id": f.content_id} if f.inline else {}),
+                }
+                for f in message.files
+            ]
+        return body
 
     async def send(self, message: OutgoingEmail, idempotency_key: str) -> DeliveryReceipt:
         headers = {

@@ -10,8 +10,14 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from insightdesk.tickets import accounts
 from insightdesk.tickets.api.dependencies import Caller, Runtime, Unit, bearer, get_runtime
-from insightdesk.tickets.api.schemas import OrganizationCreated, Problem, UserCreated, UserOut
-from insightdesk.tickets.commands import CreateOrganization, CreateUser
+from insightdesk.tickets.api.schemas import (
+    OrganizationCreated,
+    OrganizationOut,
+    Problem,
+    UserCreated,
+    UserOut,
+)
+from insightdesk.tickets.commands import CreateOrganization, CreateUser, UpdateOrganization
 from insightdesk.tickets.errors import NotAuthenticated, NotFound
 
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -42,6 +48,31 @@ bootstrap = APIRouter(
     responses={401: {"model": Problem, "description": "No or wrong operator token"}},
 )
 users = APIRouter(tags=["users"], responses=AUTH_ERRORS)
+organizations = APIRouter(tags=["organizations"], responses=AUTH_ERRORS)
+
+
+@organizations.get("/organizations/me", summary="Your organization and its settings (admins)")
+async def get_organization(caller: Caller, unit: Unit) -> OrganizationOut:
+    organization = await accounts.get_organization(actor=caller, repo=unit.repo)
+    return OrganizationOut.of(organization)
+
+
+@organizations.patch(
+    "/organizations/me",
+    summary="Change your organization's settings (admins)",
+    responses={422: {"model": Problem, "description": "Unknown time zone or a bad value"}},
+)
+async def update_organization(
+    body: UpdateOrganization, caller: Caller, unit: Unit
+) -> OrganizationOut:
+    """``time_zone`` (IANA), ``locale``, ``auto_close_after_days`` (0 = never), ``name``.
+    Publishes ``organization.updated`` when anything changed."""
+    organization = await accounts.update_organization(
+        body, actor=caller, repo=unit.repo, outbox=unit.outbox, now=unit.now
+    )
+    response = OrganizationOut.of(organization)
+    await unit.commit()
+    return response
 
 
 @bootstrap.post(

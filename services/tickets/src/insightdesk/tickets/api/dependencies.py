@@ -3,7 +3,7 @@ work (one session, one transaction) and the authenticated caller."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, cast
@@ -14,6 +14,8 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from insightdesk.shared.clock import Clock
+from insightdesk.shared.health import Health
 from insightdesk.shared.queue.broker import PgBroker
 from insightdesk.tickets.accounts import authenticate
 from insightdesk.tickets.outbox import BrokerOutbox
@@ -31,7 +33,8 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     broker: PgBroker
     registry: CollectorRegistry
-    clock: Callable[[], datetime]
+    clock: Clock
+    health: Health
 
 
 @dataclass(slots=True)
@@ -65,7 +68,7 @@ async def get_unit(
                 window_seconds=runtime.settings.notify_window_seconds,
                 public_base_url=runtime.settings.public_base_url,
             ),
-            runtime.clock(),
+            runtime.clock.now(),
         )
 
 

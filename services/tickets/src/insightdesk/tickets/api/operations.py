@@ -1,17 +1,20 @@
-"""Operational routes: liveness, readiness (database and broker), Prometheus metrics."""
+"""Operational routes: liveness, readiness (database and broker), Prometheus metrics.
+
+The same :class:`~insightdesk.shared.health.Health` answers here and, when the service runs
+under :mod:`insightdesk.shared.service`, in front of the app; these routes serve the app when
+it is mounted on its own (tests, ``uvicorn insightdesk.tickets...``)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from insightdesk.shared.queue.broker import PgBroker
 from insightdesk.tickets.api.dependencies import Runtime, get_runtime
 
 router = APIRouter(include_in_schema=False)
@@ -25,16 +28,9 @@ async def healthz() -> PlainTextResponse:
 
 @router.get("/readyz")
 async def readyz(runtime: Env) -> JSONResponse:
-    timeout = runtime.settings.ready_timeout
-    database = await _database_answers(runtime.engine, timeout)
-    broker = runtime.broker.running and await runtime.broker.ping(timeout)
-    ready = database and broker
+    ready, parts = await runtime.health.report()
     return JSONResponse(
-        {
-            "status": "ready" if ready else "not ready",
-            "database": "ok" if database else "unavailable",
-            "broker": "ok" if broker else "unavailable",
-        },
+        {"status": "ready" if ready else "not ready", **parts},
         status_code=200 if ready else 503,
     )
 
@@ -44,10 +40,11 @@ async def metrics(runtime: Env) -> Response:
     return Response(generate_latest(runtime.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-async def _database_answers(engine: AsyncEngine, timeout: float) -> bool:
-    try:
-        async with asyncio.timeout(timeout), engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except (SQLAlchemyError, OSError, TimeoutError):
-        return False
+async def database_answers(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
     return True
+
+
+async def broker_answers(broker: PgBroker, timeout: float) -> bool:
+    return broker.running and await broker.ping(timeout)

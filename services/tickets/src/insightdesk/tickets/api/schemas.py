@@ -8,11 +8,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from insightdesk.shared.contracts import Role, TicketPriority, TicketStatus, UserRef
+from insightdesk.shared.contracts import (
+    Role,
+    TicketPriority,
+    TicketSlaTarget,
+    TicketStatus,
+    UserRef,
+)
 from insightdesk.tickets.accounts import Registration
 from insightdesk.tickets.handlers import TicketDetail
 from insightdesk.tickets.models import Organization, User
 from insightdesk.tickets.repository import MessageView, TicketView
+from insightdesk.tickets.sla_models import TicketSlaRow
 
 
 class Person(BaseModel):
@@ -32,10 +39,22 @@ class OrganizationOut(BaseModel):
     id: uuid.UUID
     name: str
     created_at: datetime
+    time_zone: str
+    locale: str
+    auto_close_after_days: int
+    updated_at: datetime | None = None
 
     @classmethod
     def of(cls, organization: Organization) -> OrganizationOut:
-        return cls(id=organization.id, name=organization.name, created_at=organization.created_at)
+        return cls(
+            id=organization.id,
+            name=organization.name,
+            created_at=organization.created_at,
+            time_zone=organization.time_zone,
+            locale=organization.locale,
+            auto_close_after_days=organization.auto_close_after_days,
+            updated_at=organization.updated_at,
+        )
 
 
 class UserOut(BaseModel):
@@ -84,6 +103,27 @@ class OrganizationCreated(BaseModel):
         )
 
 
+class TicketSlaOut(BaseModel):
+    """The ticket's SLA targets as the SLA service last reported them (at ``as_of``):
+    per target its state, due time and the business minutes left then."""
+
+    as_of: datetime
+    breached: bool
+    at_risk: bool
+    targets: list[TicketSlaTarget]
+
+    @classmethod
+    def of(cls, row: TicketSlaRow | None) -> TicketSlaOut | None:
+        if row is None:
+            return None
+        return cls(
+            as_of=row.as_of,
+            breached=row.breached,
+            at_risk=row.at_risk,
+            targets=[TicketSlaTarget.model_validate(t) for t in row.targets],
+        )
+
+
 class TicketOut(BaseModel):
     id: uuid.UUID
     organization_id: uuid.UUID
@@ -97,6 +137,8 @@ class TicketOut(BaseModel):
     first_response_at: datetime | None
     resolved_at: datetime | None
     closed_at: datetime | None
+    archived_at: datetime | None = None
+    sla: TicketSlaOut | None = None
 
     @classmethod
     def of(cls, view: TicketView) -> TicketOut:
@@ -118,6 +160,8 @@ def _ticket_fields(view: TicketView) -> dict[str, Any]:
         "first_response_at": t.first_response_at,
         "resolved_at": t.resolved_at,
         "closed_at": t.closed_at,
+        "archived_at": t.archived_at,
+        "sla": TicketSlaOut.of(view.sla),
     }
 
 

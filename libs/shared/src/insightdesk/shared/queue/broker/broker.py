@@ -78,7 +78,7 @@ class PgBroker(PgRegistrator, BrokerUsecase[JobDelivery, QueueClient, PgBrokerCo
         client: QueueClient | None = None,
         schema: str = "queue",
         min_size: int = 1,
-        max_size: int = 10,
+        max_size: int = 5,
         migrate: bool = True,
         poll_interval: float = 2.0,
         queue_metrics: QueueMetrics | None = None,
@@ -161,7 +161,7 @@ class PgBroker(PgRegistrator, BrokerUsecase[JobDelivery, QueueClient, PgBrokerCo
             pool = make_pool(
                 self.dsn,
                 min_size=self._connection_kwargs.get("min_size", 1),
-                max_size=self._connection_kwargs.get("max_size", 10),
+                max_size=self._connection_kwargs.get("max_size", 5),
             )
             try:
                 await pool.open(wait=True, timeout=30)

@@ -3,7 +3,15 @@
 
 -- fragment: job_columns
 id, name, priority, data, headers, policy, retry_limit, retry_delay, retry_backoff, retry_delay_max,
-expire_in, heartbeat, delete_after, keep_until, start_after, singleton_key, singleton_on, dead_letter
+expire_in, heartbeat, delete_after, keep_until, start_after, singleton_key, singleton_on, dead_letter,
+waiting
+
+-- fragment: claimed_columns
+-- What a claim returns, named as the fields of the Job a handler receives (the store maps rows
+-- onto Job by these names and ignores any other column).
+j.id, j.name AS queue, j.lease, j.data, COALESCE(j.headers, '{{}}'::jsonb) AS headers,
+j.retry_count, j.retry_limit, j.expire_in, j.heartbeat, j.priority, j.singleton_key,
+j.created_on, j.start_after
 
 -- fragment: job_values
 -- One job row from "t": a queue row (q.*) plus the job's id, data, headers and its option
@@ -26,7 +34,11 @@ GREATEST(
     now()),
 t.o->>'singleton_key',
 {schema}.slot_start(t.o),
-COALESCE(t.o->>'dead_letter', t.dead_letter)
+COALESCE(t.o->>'dead_letter', t.dead_letter),
+-- waiting: start_after (above) lies in the future, so the job stays out of the claim index
+COALESCE((t.o->>'start_after')::timestamptz,
+         now() + COALESCE((t.o->>'delay')::double precision, 0) * interval '1 second') > now()
+    OR COALESCE(CASE WHEN (t.o->>'singleton_offset')::int > 0 THEN {schema}.slot_start(t.o) END > now(), false)
 
 -- name: insert_job
 -- One job into one queue: the lean path of send(). No row back means a policy, throttle or an
@@ -76,7 +88,13 @@ SELECT
 -- name: fetch
 -- One round trip per worker cycle: complete the jobs that finished since the last cycle (only
 -- where the lease still matches: a job re-claimed by another worker is not ours to finish) and
--- claim up to %(limit)s ready jobs, priority then age, skipping rows other workers hold.
+-- claim, in each queue of %(names)s, up to its entry of %(limits)s ready jobs, priority then
+-- age, skipping rows other workers hold: one statement for all the queues a consumer serves.
+-- Ready jobs come from the head of job_ready (waiting jobs are not in it); waiting jobs whose
+-- start_after has come are promoted from the head of job_queued in the same statement and
+-- compete with them, so a delayed job is claimable exactly at its start_after and the claim
+-- reads O(limit) index entries however many jobs wait. Promoted but unpicked jobs just lose
+-- their waiting mark (each row is updated once per statement).
 WITH done AS (
     UPDATE {schema}.job j
     SET state = 'completed', completed_on = now(), output = d.output, heartbeat_on = NULL
@@ -84,24 +102,54 @@ WITH done AS (
          AS d(id, lease, output)
     WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
     RETURNING j.id
-), next AS (
-    SELECT id FROM {schema}.job
-    WHERE name = %(name)s AND state < 'active' AND start_after <= now()
-    ORDER BY priority DESC, seq
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+), wanted AS (
+    -- every queue the consumer claims for, each with its own limit (its free slots); a paused
+    -- queue claims nothing (the flag is read here, so a pause holds in every process at once)
+    SELECT w.* FROM unnest(%(names)s::text[], %(limits)s::int[]) AS w(name, lim)
+    WHERE NOT EXISTS (SELECT 1 FROM {schema}.queue p WHERE p.name = w.name AND p.paused)
+), due AS (
+    SELECT c.* FROM wanted w CROSS JOIN LATERAL (
+        SELECT id, name, priority, seq FROM {schema}.job
+        WHERE name = w.name AND state < 'active' AND waiting AND start_after <= now()
+        ORDER BY start_after
+        LIMIT w.lim + 100
+        FOR UPDATE SKIP LOCKED) c
+), ready AS (
+    SELECT c.* FROM wanted w CROSS JOIN LATERAL (
+        SELECT id, name, priority, seq FROM {schema}.job
+        WHERE name = w.name AND state < 'active' AND NOT waiting
+        ORDER BY priority DESC, seq
+        LIMIT w.lim
+        FOR UPDATE SKIP LOCKED) c
+), picked AS (
+    SELECT c.id FROM wanted w CROSS JOIN LATERAL (
+        SELECT u.id FROM (SELECT * FROM ready UNION ALL SELECT * FROM due) u
+        WHERE u.name = w.name
+        ORDER BY u.priority DESC, u.seq
+        LIMIT w.lim) c
+), touched AS (
+    SELECT id, true AS pick FROM picked
+    UNION ALL
+    SELECT id, false FROM due WHERE id NOT IN (SELECT id FROM picked)
+), claimed AS (
+    UPDATE {schema}.job j
+    SET state = CASE WHEN t.pick THEN 'active'::{schema}.job_state ELSE j.state END,
+        waiting = false,
+        started_on = CASE WHEN t.pick THEN now() ELSE j.started_on END,
+        heartbeat_on = CASE WHEN t.pick THEN now() ELSE j.heartbeat_on END,
+        lease = CASE WHEN t.pick THEN gen_random_uuid() ELSE j.lease END,
+        heartbeat = CASE WHEN t.pick THEN COALESCE(j.heartbeat, %(default_heartbeat)s) ELSE j.heartbeat END
+    FROM touched t WHERE j.id = t.id
+    RETURNING t.pick, j.seq, {claimed_columns}
 )
-UPDATE {schema}.job j
-SET state = 'active', started_on = now(), heartbeat_on = now(), lease = gen_random_uuid(),
-    heartbeat = COALESCE(j.heartbeat, %(default_heartbeat)s)
-FROM next WHERE j.id = next.id
-RETURNING j.id, j.lease, j.data, j.headers, j.retry_count, j.retry_limit, j.expire_in,
-          j.heartbeat, j.priority, j.singleton_key, j.created_on, j.start_after;
+SELECT * FROM claimed WHERE pick
+ORDER BY priority DESC, seq;
 
 -- name: fetch_keyed
 -- fetch for singleton and stately queues: never claim a job whose key already has an active job
 -- in the queue, and at most one job per key per claim. A race with another worker ends in a
--- unique violation (job_policy_singleton) that the worker treats as "try again".
+-- unique violation (job_policy_singleton) that the worker treats as "try again". Due waiting
+-- jobs are promoted and compete as in fetch.
 WITH done AS (
     UPDATE {schema}.job j
     SET state = 'completed', completed_on = now(), output = d.output, heartbeat_on = NULL
@@ -109,9 +157,17 @@ WITH done AS (
          AS d(id, lease, output)
     WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
     RETURNING j.id
+), due AS (
+    SELECT id, COALESCE(singleton_key, '') AS k, priority, seq FROM {schema}.job
+    WHERE name = %(name)s AND state < 'active' AND waiting AND start_after <= now()
+      AND NOT EXISTS (SELECT 1 FROM {schema}.queue p WHERE p.name = %(name)s AND p.paused)
+    ORDER BY start_after
+    LIMIT %(limit)s + 100
+    FOR UPDATE SKIP LOCKED
 ), candidates AS (
     SELECT c.id, COALESCE(c.singleton_key, '') AS k, c.priority, c.seq FROM {schema}.job c
-    WHERE c.name = %(name)s AND c.state < 'active' AND c.start_after <= now()
+    WHERE c.name = %(name)s AND c.state < 'active' AND NOT c.waiting
+      AND NOT EXISTS (SELECT 1 FROM {schema}.queue p WHERE p.name = %(name)s AND p.paused)
       AND NOT EXISTS (
           SELECT 1 FROM {schema}.job a
           WHERE a.name = c.name AND a.state = 'active'
@@ -120,21 +176,47 @@ WITH done AS (
     ORDER BY c.priority DESC, c.seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
-), next AS (
-    SELECT DISTINCT ON (k) id FROM candidates ORDER BY k, priority DESC, seq
+), pool AS (
+    SELECT * FROM candidates
+    UNION ALL
+    SELECT d.* FROM due d
+    WHERE NOT EXISTS (
+        SELECT 1 FROM {schema}.job a
+        WHERE a.name = %(name)s AND a.state = 'active' AND COALESCE(a.singleton_key, '') = d.k
+          AND a.policy IN ('singleton', 'stately'))
+), picked AS (
+    SELECT DISTINCT ON (k) id FROM (
+        SELECT * FROM pool ORDER BY priority DESC, seq LIMIT %(limit)s) p
+    ORDER BY k, priority DESC, seq
+), touched AS (
+    SELECT id, true AS pick FROM picked
+    UNION ALL
+    SELECT id, false FROM due WHERE id NOT IN (SELECT id FROM picked)
+), claimed AS (
+    UPDATE {schema}.job j
+    SET state = CASE WHEN t.pick THEN 'active'::{schema}.job_state ELSE j.state END,
+        waiting = false,
+        started_on = CASE WHEN t.pick THEN now() ELSE j.started_on END,
+        heartbeat_on = CASE WHEN t.pick THEN now() ELSE j.heartbeat_on END,
+        lease = CASE WHEN t.pick THEN gen_random_uuid() ELSE j.lease END,
+        heartbeat = CASE WHEN t.pick THEN COALESCE(j.heartbeat, %(default_heartbeat)s) ELSE j.heartbeat END
+    FROM touched t WHERE j.id = t.id
+    RETURNING t.pick, j.seq, {claimed_columns}
 )
-UPDATE {schema}.job j
-SET state = 'active', started_on = now(), heartbeat_on = now(), lease = gen_random_uuid(),
-    heartbeat = COALESCE(j.heartbeat, %(default_heartbeat)s)
-FROM next WHERE j.id = next.id
-RETURNING j.id, j.lease, j.data, j.headers, j.retry_count, j.retry_limit, j.expire_in,
-          j.heartbeat, j.priority, j.singleton_key, j.created_on, j.start_after;
+SELECT * FROM claimed WHERE pick
+ORDER BY priority DESC, seq;
 
 -- name: next_start
--- When the next not-yet-ready job of a queue becomes ready, so an idle worker sleeps exactly
--- until then instead of polling.
-SELECT min(start_after) AS next_start, now() AS db_now FROM {schema}.job
-WHERE name = %(name)s AND state < 'active';
+-- When the next waiting job of a queue becomes ready, so an idle worker sleeps exactly until
+-- then instead of polling: the first waiting entry of job_queued, one index probe.
+-- One statement for all the queues the consumer found empty.
+SELECT w.name,
+       (SELECT min(start_after) FROM {schema}.job j
+        WHERE j.name = w.name AND j.state < 'active' AND j.waiting) AS next_start,
+       now() AS db_now
+FROM unnest(%(names)s::text[]) AS w(name)
+-- a paused queue has nothing due: its worker sleeps until the resume's NOTIFY (or the poll)
+WHERE NOT EXISTS (SELECT 1 FROM {schema}.queue p WHERE p.name = w.name AND p.paused);
 
 -- name: fail
 SELECT id, state, start_after, dead_letter_id
@@ -147,6 +229,7 @@ FROM {schema}.fail_jobs(%(ids)s::uuid[], %(leases)s::uuid[], %(errors)s::jsonb[]
 UPDATE {schema}.job j
 SET state = CASE WHEN j.retry_count > 0 THEN 'retry'::{schema}.job_state ELSE 'created'::{schema}.job_state END,
     start_after = now() + d.delay * interval '1 second',
+    waiting = d.delay > 0,
     started_on = NULL, heartbeat_on = NULL, lease = NULL
 FROM unnest(%(ids)s::uuid[], %(leases)s::uuid[], %(delays)s::double precision[]) AS d(id, lease, delay)
 WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'

@@ -26,19 +26,21 @@ FROM {schema}.fail_jobs(
     ARRAY(SELECT NULL::double precision FROM stale), ARRAY(SELECT false FROM stale)) f;
 
 -- name: purge_finished
--- Delete finished jobs whose delete_after has passed, in bounded batches.
+-- Delete finished jobs whose delete_after has passed, in bounded batches, found through job_purge
+-- (a pass with nothing due is one index probe). Each batch is its own short transaction.
 DELETE FROM {schema}.job
 WHERE id IN (
     SELECT id FROM {schema}.job
-    WHERE state > 'active' AND completed_on + delete_after * interval '1 second' < now()
+    WHERE state > 'active' AND {schema}.purge_at(completed_on, delete_after) < now()
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED)
 RETURNING id;
 
 -- name: expire_queued
--- Queued jobs older than their retention are failed with a reason instead of running late.
+-- Queued jobs older than their retention are failed with a reason instead of running late
+-- (found through job_keep).
 UPDATE {schema}.job
-SET state = 'failed', completed_on = now(),
+SET state = 'failed', completed_on = now(), waiting = false,
     output = jsonb_build_object('message', 'retention elapsed before the job started', 'type', 'RetentionExpired')
 WHERE id IN (
     SELECT id FROM {schema}.job
@@ -47,21 +49,101 @@ WHERE id IN (
     FOR UPDATE SKIP LOCKED)
 RETURNING id;
 
+-- name: tidy_counts
+-- Fold the counter rows of backends that have ended into shard 0, drop folded rows that net to
+-- zero, and drop per-minute completion counters older than an hour: job_count stays about
+-- (queues x states x live connections) rows. Rows a live transaction holds are skipped, never
+-- waited for.
+WITH live AS (
+    SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+), gone AS (
+    DELETE FROM {schema}.job_count c
+    WHERE (c.name, c.state, c.waiting, c.shard) IN (
+        SELECT name, state, waiting, shard FROM {schema}.job_count
+        WHERE shard <> 0 AND shard NOT IN (SELECT pid FROM live)
+        ORDER BY name, state, waiting, shard
+        FOR UPDATE SKIP LOCKED)
+    RETURNING c.name, c.state, c.waiting, c.n
+), sums AS (
+    SELECT name, state, waiting, sum(n) AS n FROM gone GROUP BY name, state, waiting
+), folded AS (
+    INSERT INTO {schema}.job_count AS c (name, state, waiting, shard, n)
+    SELECT name, state, waiting, 0, n FROM sums ORDER BY name, state, waiting
+    ON CONFLICT (name, state, waiting, shard) DO UPDATE SET n = c.n + EXCLUDED.n
+    RETURNING 1
+), empty AS (
+    -- shard-0 rows at zero that this fold does not add to (it cannot see its own insert)
+    DELETE FROM {schema}.job_count c
+    WHERE c.shard = 0 AND c.n = 0
+      AND NOT EXISTS (SELECT 1 FROM sums s
+                      WHERE s.name = c.name AND s.state = c.state AND s.waiting = c.waiting)
+    RETURNING 1
+), rates AS (
+    DELETE FROM {schema}.job_rate WHERE minute < now() - interval '1 hour'
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM gone) AS folded, (SELECT count(*) FROM empty) AS emptied,
+       (SELECT count(*) FROM rates) AS rates;
+
+-- name: table_health
+-- Dead row versions of the engine's tables (cumulative statistics, no table access), for the
+-- maintenance leader's VACUUM decision on servers without autovacuum.
+SELECT c.relname::text AS name, COALESCE(s.n_dead_tup, 0) AS dead, COALESCE(s.n_live_tup, 0) AS live,
+       COALESCE(s.n_mod_since_analyze, 0) AS modified,
+       current_setting('autovacuum') = 'on' AS server_autovacuum
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+WHERE n.nspname = %(schema)s AND c.relname IN ('job', 'job_count', 'job_rate') AND c.relkind = 'r'
+ORDER BY c.relname;
+
 -- name: stats
+-- Per queue, from the counters and index heads only (no scan of the job table):
+--   created .. failed: exact, transactional (triggers keep job_count in step with every change).
+--   ready: exact = settled ready jobs (counters) + due waiting jobs not yet promoted (an index
+--     range over job_queued that claims keep short).
+--   oldest_ready_age: exact, the first entries of job_queued.
+--   completed_last_minute: estimate from per-minute counters (this minute so far plus the
+--     previous minute weighted by the part of it still inside the last 60 s).
 SELECT q.name,
-       count(j.id) FILTER (WHERE j.state = 'created') AS created,
-       count(j.id) FILTER (WHERE j.state = 'retry') AS retry,
-       count(j.id) FILTER (WHERE j.state = 'active') AS active,
-       count(j.id) FILTER (WHERE j.state = 'completed') AS completed,
-       count(j.id) FILTER (WHERE j.state = 'cancelled') AS cancelled,
-       count(j.id) FILTER (WHERE j.state = 'failed') AS failed,
-       count(j.id) FILTER (WHERE j.state < 'active' AND j.start_after <= now()) AS ready,
-       COALESCE(extract(epoch FROM now() - min(j.start_after) FILTER (
-           WHERE j.state < 'active' AND j.start_after <= now())), 0)::double precision AS oldest_ready_age,
-       count(j.id) FILTER (WHERE j.state = 'completed' AND j.completed_on > now() - interval '1 minute') AS completed_last_minute
-FROM {schema}.queue q LEFT JOIN {schema}.job j ON j.name = q.name
+       COALESCE(c.created, 0)::bigint AS created,
+       COALESCE(c.retry, 0)::bigint AS retry,
+       COALESCE(c.active, 0)::bigint AS active,
+       COALESCE(c.completed, 0)::bigint AS completed,
+       COALESCE(c.cancelled, 0)::bigint AS cancelled,
+       COALESCE(c.failed, 0)::bigint AS failed,
+       (COALESCE(c.settled_ready, 0) + d.due)::bigint AS ready,
+       COALESCE(extract(epoch FROM now() - LEAST(r.oldest, d.oldest_due)), 0)::double precision
+           AS oldest_ready_age,
+       COALESCE(round(m.completed), 0)::bigint AS completed_last_minute
+FROM {schema}.queue q
+LEFT JOIN LATERAL (
+    SELECT sum(n) FILTER (WHERE state = 'created') AS created,
+           sum(n) FILTER (WHERE state = 'retry') AS retry,
+           sum(n) FILTER (WHERE state = 'active') AS active,
+           sum(n) FILTER (WHERE state = 'completed') AS completed,
+           sum(n) FILTER (WHERE state = 'cancelled') AS cancelled,
+           sum(n) FILTER (WHERE state = 'failed') AS failed,
+           sum(n) FILTER (WHERE state < 'active' AND NOT waiting) AS settled_ready
+    FROM {schema}.job_count WHERE name = q.name
+) c ON true
+CROSS JOIN LATERAL (
+    SELECT count(*) AS due, min(start_after) AS oldest_due FROM {schema}.job
+    WHERE name = q.name AND state < 'active' AND waiting AND start_after <= now()
+) d
+CROSS JOIN LATERAL (
+    SELECT min(start_after) AS oldest FROM {schema}.job
+    WHERE name = q.name AND state < 'active' AND NOT waiting
+) r
+CROSS JOIN LATERAL (
+    SELECT sum(completed * CASE WHEN minute >= date_trunc('minute', now()) THEN 1
+                                ELSE 1 - extract(epoch FROM now() - date_trunc('minute', now())) / 60 END)
+               AS completed
+    FROM {schema}.job_rate
+    WHERE name = q.name AND minute >= date_trunc('minute', now()) - interval '1 minute'
+) m
 WHERE %(name)s::text IS NULL OR q.name = %(name)s
-GROUP BY q.name ORDER BY q.name;
+ORDER BY q.name;
 
 -- name: pending_count
-SELECT count(*) AS pending FROM {schema}.job WHERE state < 'completed';
+-- Jobs not finished yet, from the counters.
+SELECT COALESCE(sum(n), 0)::bigint AS pending FROM {schema}.job_count WHERE state < 'completed';

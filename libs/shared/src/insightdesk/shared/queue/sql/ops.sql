@@ -6,14 +6,14 @@ WHERE id = ANY(%(ids)s::uuid[]) AND state < 'completed'
 RETURNING id;
 
 -- name: resume
-UPDATE {schema}.job SET state = 'created', completed_on = NULL, start_after = now()
+UPDATE {schema}.job SET state = 'created', completed_on = NULL, start_after = now(), waiting = false
 WHERE id = ANY(%(ids)s::uuid[]) AND state = 'cancelled'
 RETURNING id;
 
 -- name: retry
 -- Give failed (or cancelled) jobs one more attempt now.
 UPDATE {schema}.job
-SET state = 'retry', completed_on = NULL, start_after = now(),
+SET state = 'retry', completed_on = NULL, start_after = now(), waiting = false,
     retry_limit = GREATEST(retry_limit, retry_count + 1)
 WHERE id = ANY(%(ids)s::uuid[]) AND state IN ('failed', 'cancelled')
 RETURNING id;

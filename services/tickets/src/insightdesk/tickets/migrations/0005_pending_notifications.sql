@@ -1,6 +1,6 @@
 -- Ticket updates waiting for their recipient's next mail (issue 12: notifications fold, never
 -- drop). One row per update and recipient; the flush job of (ticket, recipient) turns all rows
--- into one mail and deletes them in the same transaction. (Numbered 0005 on main.)
+-- into one mail and deletes them in the same transaction.
 
 CREATE TABLE {schema}.pending_notifications (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -1,0 +1,299 @@
+"""The consumer: one claim loop per process serving any number of queues on one connection.
+
+Each cycle the loop sends a single statement that completes the jobs finished since the last
+cycle and claims, for every worker with free slots and reason to look (a NOTIFY for its queue, a
+delayed job now due, or its poll interval passed), up to its free slots: claims are spread over
+the queues by construction and each honours its worker's ``concurrency``. Failures and
+postponements go in their own (rarer) statement; one :class:`Heartbeater` keeps every held job
+of the process alive with one statement per period.
+
+When nothing is ready the loop asks once, for all the queues that came up short, when their next
+delayed job is due, and sleeps until the first of: a NOTIFY naming a queue it serves (the payload
+is filtered in the process, no round trip), a runner finishing, a due instant, or a poll
+deadline. Poll deadlines are coalesced: a timeout polls every idle queue whose deadline falls
+within half an interval, so idle cost is about two statements per poll interval, however many
+queues the process serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from insightdesk.shared.errors import ConnectionLost, QueueError
+from insightdesk.shared.queue.acks import AckBuffer
+from insightdesk.shared.queue.heartbeater import Heartbeater
+from insightdesk.shared.queue.jobs import Job
+from insightdesk.shared.queue.ports import ClaimRequest, ClaimSession, JobStore, Postponed
+from insightdesk.shared.queue.worker import DEFAULT_HEARTBEAT
+
+if TYPE_CHECKING:
+    from insightdesk.shared.queue.worker import Worker
+
+log = logging.getLogger(__name__)
+
+FLUSH_WAIT = 15.0
+"""Longest wait for the loop to send what stopping workers left (e.g. while the database is
+down); after it, crash recovery takes over those jobs."""
+
+IDLE_WAIT = 60.0
+"""Longest sleep of a loop with no worker able to take jobs (a runner finishing wakes it)."""
+
+
+@dataclass(slots=True)
+class ConsumerStats:
+    cycles: int = 0
+    """Claim statements sent (each also completes the finished jobs it carries)."""
+    waits: int = 0
+    """Times the loop went to sleep."""
+    lookups: int = 0
+    """Next-due statements sent."""
+    errors: int = 0
+
+
+class Consumer:
+    """Claims for every :class:`~insightdesk.shared.queue.worker.Worker` added to it."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        default_heartbeat: float = DEFAULT_HEARTBEAT,
+        listen: bool = True,
+    ) -> None:
+        self.store = store
+        self.default_heartbeat = default_heartbeat
+        self.listen = listen
+        self.acks = AckBuffer()
+        self.stats = ConsumerStats()
+        self.heartbeater = Heartbeater(store, self.held, default_heartbeat=default_heartbeat)
+        self._workers: list[Worker] = []
+        self._wake = asyncio.Event()
+        self._flushed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ workers
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
+    @property
+    def workers(self) -> list[Worker]:
+        return list(self._workers)
+
+    def held(self) -> list[Job]:
+        """Every job the process's workers hold (running or waiting for a runner)."""
+        return [job for w in self._workers for job in w.claimed.values()]
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def add(self, worker: Worker) -> None:
+        if worker not in self._workers:
+            self._workers.append(worker)
+        self.heartbeater.default_heartbeat = self.default_heartbeat
+        self.heartbeater.start()
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop(), name="consumer")
+        self._wake.set()
+
+    async def remove(self, worker: Worker) -> None:
+        """Forget ``worker`` once what it left in the ack buffer reached the store."""
+        await self.flush()
+        if worker in self._workers:
+            self._workers.remove(worker)
+        if not self._workers:
+            await self.heartbeater.stop()
+            self._wake.set()
+            if self._task is not None:
+                await asyncio.wait([self._task])
+                self._task = None
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Wait until the ack buffer has been sent (directly, if the loop is not running)."""
+        while self.acks:
+            if self._task is None or self._task.done():
+                await self._settle_without_loop()
+                return
+            self._flushed.clear()
+            self._wake.set()
+            try:
+                await asyncio.wait_for(self._flushed.wait(), FLUSH_WAIT)
+            except TimeoutError:
+                log.warning("consumer could not settle its jobs in time; crash recovery will")
+                return
+
+    async def _settle_without_loop(self) -> None:
+        done = self.acks.take_done()
+        failures, postponed = self.acks.take_settlements()
+        try:
+            if done:
+                async with self.store.session(listen=False) as session:
+                    await session.claim(done, [], default_heartbeat=self.default_heartbeat)
+            await self.store.fail_jobs(failures)
+            await self.store.postpone(postponed)
+        except QueueError as exc:
+            log.warning("could not settle %d job(s) (%s); crash recovery will", len(done), exc)
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _loop(self) -> None:
+        backoff = 0.05
+        while self._workers or self.acks:
+            try:
+                async with self.store.session(listen=self.listen) as session:
+                    backoff = 0.05
+                    for worker in self._workers:
+                        worker.maybe_ready = True  # anything sent while we were not listening
+                    await self._serve(session)
+                    return
+            except ConnectionLost as exc:
+                self.stats.errors += 1
+                log.warning(
+                    "consumer lost its database connection (%s); retry in %.2fs", exc, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except QueueError as exc:
+                self.stats.errors += 1
+                log.warning("consumer cycle failed (%s); retry in %.2fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _wanting(self, now: float) -> Iterator[Worker]:
+        for worker in self._workers:
+            if worker.free() <= 0:
+                continue
+            due = worker.next_due is not None and now >= worker.next_due
+            if worker.maybe_ready or due or now >= worker.next_poll:
+                yield worker
+
+    async def _serve(self, session: ClaimSession) -> None:
+        acks = self.acks
+        while self._workers or acks:
+            if acks.unsettled:
+                failures, postponed = acks.take_settlements()
+                try:
+                    await session.settle(failures, postponed)
+                except BaseException:
+                    acks.restore(failures=failures, postponed=postponed)
+                    raise
+                # a retry or snooze may be due soon: look again (and ask when)
+                touched = {f.job.queue for f in failures} | {p.job.queue for p in postponed}
+                for worker in self._workers:
+                    if worker.queue in touched:
+                        worker.maybe_ready = True
+            now = time.monotonic()
+            wanting = [(w, w.request()) for w in self._wanting(now)]
+            requests = _merged([r for _, r in wanting])
+            if requests or acks.done:
+                done = acks.take_done()
+                try:
+                    claimed = await session.claim(
+                        done, requests, default_heartbeat=self.default_heartbeat
+                    )
+                except BaseException:
+                    acks.restore(done=done)
+                    raise
+                self.stats.cycles += 1
+                if await self._deliver(session, wanting, claimed.jobs, claimed.contended):
+                    continue
+            if not acks:
+                self._flushed.set()
+                if not self._workers:
+                    return
+            self._wake.clear()
+            if acks:
+                continue
+            self.stats.waits += 1
+            notified = await session.wait(self._wake, self._timeout())
+            self._on_wakeup(notified)
+
+    async def _deliver(
+        self,
+        session: ClaimSession,
+        wanting: list[tuple[Worker, ClaimRequest]],
+        jobs: list[Job],
+        contended: frozenset[str],
+    ) -> bool:
+        """Hand claimed jobs to their workers; True when some queue may have more ready."""
+        by_queue: dict[str, list[Job]] = {}
+        for job in jobs:
+            by_queue.setdefault(job.queue, []).append(job)
+        more = False
+        short: list[Worker] = []
+        now = time.monotonic()
+        short_queues = {
+            request.queue
+            for request in _merged([r for _, r in wanting])
+            if request.queue not in contended
+            and len(by_queue.get(request.queue, ())) < request.limit
+        }
+        for worker, request in wanting:
+            # several workers of one queue share its claim, each up to what it asked for
+            pool = by_queue.get(worker.queue, [])
+            got, by_queue[worker.queue] = pool[: request.limit], pool[request.limit :]
+            if got and worker.closed:  # its runners ended while the claim ran: give them back
+                worker.stats.released += len(got)
+                self.acks.postponed.extend(Postponed(job, 0.0) for job in got)
+                continue
+            if got:
+                worker.accept(got)
+            worker.next_poll = now + worker.poll_interval
+            if worker.queue in short_queues:
+                worker.maybe_ready = False
+                short.append(worker)
+            else:
+                worker.maybe_ready = True
+                more = True
+        for queue, left in by_queue.items():  # the worker went away meanwhile: give them back
+            if left:
+                log.info("releasing %d job(s) of %s: its worker stopped", len(left), queue)
+            self.acks.postponed.extend(Postponed(job, 0.0) for job in left)
+        if jobs:
+            self.heartbeater.claimed(jobs)
+        if short:
+            self.stats.lookups += 1
+            due = await session.next_due(sorted(short_queues))
+            now = time.monotonic()
+            for worker in short:
+                seconds = due.get(worker.queue)
+                worker.next_due = None if seconds is None else now + seconds
+        return more
+
+    def _timeout(self) -> float:
+        now = time.monotonic()
+        deadline = now + IDLE_WAIT
+        for worker in self._workers:
+            if worker.free() <= 0:
+                continue
+            deadline = min(deadline, worker.next_poll)
+            if worker.next_due is not None:
+                deadline = min(deadline, worker.next_due)
+        return max(0.0, deadline - now)
+
+    def _on_wakeup(self, notified: set[str]) -> None:
+        now = time.monotonic()
+        for worker in self._workers:
+            if worker.listen and worker.queue in notified:
+                worker.maybe_ready = True
+            # coalesce polls: whoever is nearly due polls with the one that is due
+            if worker.next_poll - now <= worker.poll_interval / 2:
+                worker.next_poll = min(worker.next_poll, now)
+
+
+def _merged(requests: list[ClaimRequest]) -> list[ClaimRequest]:
+    """One request per queue (workers of the same queue add up their limits)."""
+    merged: dict[str, ClaimRequest] = {}
+    for r in requests:
+        seen = merged.get(r.queue)
+        merged[r.queue] = (
+            r if seen is None else ClaimRequest(r.queue, seen.limit + r.limit, r.keyed)
+        )
+    return list(merged.values())

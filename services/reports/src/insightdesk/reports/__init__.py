@@ -1,0 +1,1 @@
+"""InsightDesk reports service: facts fed by events, daily digests, weekly reports, exports."""

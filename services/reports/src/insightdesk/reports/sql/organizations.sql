@@ -1,0 +1,1 @@
+SELECT id, name, time_zone, locale FROM {schema}.organizations ORDER BY id

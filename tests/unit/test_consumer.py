@@ -1,0 +1,259 @@
+"""The consumer loop over the in-memory store: many queues, one loop, no database, no sleeps
+beyond the loop's own wake-ups."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from insightdesk.shared.queue import (
+    Job,
+    JobOptions,
+    JobState,
+    QueueOptions,
+    Reject,
+    RetryLater,
+    Snooze,
+)
+from insightdesk.shared.queue.consumer import Consumer
+from insightdesk.shared.queue.memory import MemoryStore
+from insightdesk.shared.queue.outcomes import Outcome
+from insightdesk.shared.queue.worker import Worker
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Yield to the loop until ``predicate`` holds (a deadline, never a bare long sleep)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.005)
+
+
+@pytest.fixture
+async def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+async def consumer(store: MemoryStore) -> AsyncIterator[Consumer]:
+    c = Consumer(store)
+    yield c
+    await asyncio.gather(*(w.stop(1) for w in c.workers))
+
+
+async def _work(
+    consumer: Consumer, queue: str, handler: Callable[[Job], Awaitable[object]], **kw: object
+) -> Worker:
+    worker = Worker(consumer, queue, handler, **kw)  # type: ignore[arg-type]
+    await worker.start()
+    return worker
+
+
+async def test_one_loop_drains_many_queues_each_within_its_concurrency(
+    store: MemoryStore, consumer: Consumer
+) -> None:
+    running: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    done: list[str] = []
+
+    async def handler(job: Job) -> None:
+        running[job.queue] = running.get(job.queue, 0) + 1
+        peak[job.queue] = max(peak.get(job.queue, 0), running[job.queue])
+        await asyncio.sleep(0)
+        running[job.queue] -= 1
+        done.append(job.queue)
+
+    queues = [f"q{i}" for i in range(30)]
+    for q in queues:
+        await store.create_queue(q)
+        for n in range(6):
+            await store.send(q, {"n": n})
+    for i, q in enumerate(queues):
+        await _work(consumer, q, handler, concurrency=1 + i % 3)
+    await until(lambda: len(done) == 30 * 6)
+    assert all(peak[q] <= 1 + i % 3 for i, q in enumerate(queues))
+    assert consumer.task is not None and all(w.task is consumer.task for w in consumer.workers)
+
+
+async def test_claims_are_spread_over_queues_in_the_same_statement(
+    store: MemoryStore, consumer: Consumer
+) -> None:
+    first: list[str] = []
+    release = asyncio.Event()
+
+    async def handler(job: Job) -> None:
+        first.append(job.queue)
+        await release.wait()
+
+    for q in ("a", "b", "c"):
+        await store.create_queue(q)
+        for _ in range(10):
+            await store.send(q, {})
+    workers = [await _work(consumer, q, handler, concurrency=2) for q in ("a", "b", "c")]
+    await until(lambda: len(first) == 6)
+    # a deep queue does not starve the others: each got exactly its concurrency
+    assert sorted(first) == ["a", "a", "b", "b", "c", "c"]
+    assert all(len(w.claimed) == 2 for w in workers)
+    release.set()
+
+
+async def test_idle_cost_per_wake_up_does_not_grow_with_the_number_of_queues(
+    store: MemoryStore,
+) -> None:
+    async def handler(job: Job) -> None:
+        return None
+
+    per_wait: list[float] = []
+    for count in (1, 40):
+        consumer = Consumer(store)
+        names = [f"idle-{count}-{i}" for i in range(count)]
+        for name in names:
+            await store.create_queue(name)
+            await _work(consumer, name, handler, poll_interval=0.02)
+        await until(lambda c=consumer: c.stats.waits >= 15)  # type: ignore[misc]
+        start = store.statements
+        waits = consumer.stats.waits
+        await until(lambda c=consumer, w=waits: c.stats.waits >= w + 10)  # type: ignore[misc]
+        per_wait.append((store.statements - start) / (consumer.stats.waits - waits))
+        await asyncio.gather(*(w.stop(1) for w in consumer.workers))
+    # one claim and one next-due lookup per poll, for 1 queue or 40
+    assert per_wait[1] <= 2.5 and per_wait[1] <= per_wait[0] * 1.5 + 0.5
+
+
+async def test_a_notification_for_a_queue_it_does_not_serve_costs_no_statement(
+    store: MemoryStore, consumer: Consumer
+) -> None:
+    handled: list[Job] = []
+
+    async def handler(job: Job) -> None:
+        handled.append(job)
+
+    await store.create_queue("mine")
+    await store.create_queue("theirs")
+    await _work(consumer, "mine", handler, poll_interval=3600)
+    await until(lambda: consumer.stats.waits >= 1)
+    cycles, waits = consumer.stats.cycles, consumer.stats.waits
+    await store.send("theirs", {})
+    await until(lambda: consumer.stats.waits > waits)
+    assert consumer.stats.cycles == cycles  # woke, filtered the payload, slept again
+    job_id = await store.send("mine", {})
+    await until(lambda: [j.id for j in handled] == [job_id])  # no poll: the notification
+    assert consumer.stats.cycles > cycles
+
+
+async def test_handler_outcomes_reach_the_store_and_the_hook(
+    store: MemoryStore, consumer: Consumer
+) -> None:
+    await store.create_queue("dead")
+    await store.create_queue("q", QueueOptions(retry_limit=1, dead_letter="dead"))
+    reported: dict[object, Outcome] = {}
+
+    async def handler(job: Job) -> object:
+        kind = job.data["kind"]
+        if kind == "snooze" and job.attempt == 1 and job.id not in reported:
+            raise Snooze(3600)
+        if kind == "retry":
+            raise RetryLater(3600, "busy")
+        if kind == "reject":
+            raise Reject("never")
+        if kind == "boom":
+            raise RuntimeError("boom")
+        return {"ok": kind}
+
+    ids = {k: await store.send("q", {"kind": k}) for k in ("ok", "snooze", "retry", "reject")}
+    await _work(
+        consumer,
+        "q",
+        handler,
+        on_job_done=lambda job, outcome, _: reported.update({job.id: outcome}),
+    )
+    await until(lambda: len(reported) == 4)
+    await consumer.flush()
+    assert reported[ids["ok"]] is Outcome.COMPLETED
+    assert reported[ids["snooze"]] is Outcome.SNOOZED
+    assert reported[ids["retry"]] is Outcome.RETRIED
+    assert reported[ids["reject"]] is Outcome.FAILED
+    states = {k: (await store.get_job(i)).state for k, i in ids.items()}  # type: ignore[arg-type]
+    assert states == {
+        "ok": JobState.COMPLETED,
+        "snooze": JobState.CREATED,
+        "retry": JobState.RETRY,
+        "reject": JobState.FAILED,
+    }
+    assert (await store.get_job(ids["ok"])).output == {"ok": "ok"}  # type: ignore[arg-type]
+    [letter] = await store.claim("dead")
+    assert letter.data == {"kind": "reject"}
+
+
+async def test_one_heartbeat_statement_covers_every_held_job_of_the_process(
+    store: MemoryStore, consumer: Consumer
+) -> None:
+    release = asyncio.Event()
+    started: list[Job] = []
+
+    async def handler(job: Job) -> None:
+        started.append(job)
+        await release.wait()
+
+    for q in ("a", "b", "c", "d"):
+        await store.create_queue(q)
+        await store.send(q, {}, JobOptions(heartbeat=0.06))  # a beat every 20 ms
+        await _work(consumer, q, handler)
+    await until(lambda: len(started) == 4)
+    before = store.statements
+    beats = consumer.heartbeater.beats
+    await until(lambda: consumer.heartbeater.beats >= beats + 3)
+    touched = [(await store.get_job(j.id)).heartbeat_on for j in started]
+    assert len(set(touched)) == 1  # the same statement touched all four
+    # heartbeats are the only statements while nothing finishes (plus the odd poll)
+    assert store.statements - before <= (consumer.heartbeater.beats - beats) * 2 + 4
+    release.set()
+
+
+async def test_stopping_releases_held_jobs_without_using_an_attempt(
+    store: MemoryStore, consumer: Consumer
+) -> None:
+    await store.create_queue("stuck")
+    started = asyncio.Event()
+
+    async def handler(job: Job) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    ids = [await store.send("stuck", {"n": n}) for n in range(4)]
+    worker = await _work(consumer, "stuck", handler, concurrency=1, prefetch=2)
+    await asyncio.wait_for(started.wait(), 10)
+    await asyncio.wait_for(worker.stop(0.05), 10)
+    assert worker.stats.released == 3
+    for job_id in ids:
+        info = await store.get_job(job_id)  # type: ignore[arg-type]
+        assert info.state is JobState.CREATED and info.retry_count == 0
+    assert consumer.task is None  # the last worker gone, the loop ended
+
+
+async def test_two_workers_of_one_queue_share_its_claims(
+    store: MemoryStore, consumer: Consumer
+) -> None:
+    seen: dict[str, int] = {"w1": 0, "w2": 0}
+    release = asyncio.Event()
+
+    def handler(tag: str) -> Callable[[Job], Awaitable[None]]:
+        async def handle(job: Job) -> None:
+            seen[tag] += 1
+            await release.wait()
+
+        return handle
+
+    await store.create_queue("shared")
+    for _ in range(10):
+        await store.send("shared", {})
+    await _work(consumer, "shared", handler("w1"), concurrency=2)
+    await _work(consumer, "shared", handler("w2"), concurrency=3)
+    await until(lambda: seen["w1"] + seen["w2"] == 5)
+    assert seen == {"w1": 2, "w2": 3}
+    release.set()
+    await until(lambda: seen["w1"] + seen["w2"] == 10)
