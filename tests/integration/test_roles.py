@@ -12,8 +12,11 @@ import pytest
 from psycopg import conninfo, sql
 
 from insightdesk.email.database import migrate as migrate_email
+from insightdesk.reports.app import declare_queues as declare_reports_queues
 from insightdesk.shared.queue import QueueClient
 from insightdesk.shared.roles import ensure_roles
+from insightdesk.shared.service import migrate_service
+from insightdesk.sla.__main__ import declare_queues as declare_sla_queues
 from insightdesk.tickets.database import migrate_database as migrate_tickets
 
 
@@ -28,6 +31,12 @@ def as_role(dsn: str, role: str) -> str:
 async def roles(db_dsn: str) -> AsyncIterator[dict[str, str]]:
     await migrate_tickets(db_dsn)
     await migrate_email(db_dsn)
+    await migrate_service(
+        db_dsn, schema="sla", package="insightdesk.sla", declare=declare_sla_queues
+    )
+    await migrate_service(
+        db_dsn, schema="reports", package="insightdesk.reports", declare=declare_reports_queues
+    )
     prefix = f"t{uuid.uuid4().hex[:8]}_"
     async with await psycopg.AsyncConnection.connect(db_dsn, autocommit=True) as owner:
         made = await ensure_roles(owner, prefix=prefix, passwords={})
@@ -62,8 +71,20 @@ async def test_the_tickets_role_cannot_touch_email(roles: dict[str, str]) -> Non
     assert not await denied(roles["tickets"], "SELECT count(*) FROM tickets.users")
 
 
+async def test_the_sla_and_reports_roles_reach_their_own_schema_only(
+    roles: dict[str, str],
+) -> None:
+    assert not await denied(roles["sla"], "SELECT count(*) FROM sla.tickets")
+    assert not await denied(roles["reports"], "SELECT count(*) FROM reports.users")
+    for role in ("sla", "reports", "scheduler"):
+        assert await denied(roles[role], "SELECT * FROM tickets.users")
+        assert await denied(roles[role], "SELECT * FROM email.delivery_log")
+    assert await denied(roles["sla"], "SELECT * FROM reports.users")
+    assert await denied(roles["reports"], "SELECT * FROM sla.tickets")
+
+
 async def test_no_service_role_may_change_the_schema(roles: dict[str, str]) -> None:
-    for role in ("tickets", "email", "console"):
+    for role in ("tickets", "email", "sla", "reports", "scheduler", "console"):
         assert await denied(roles[role], "CREATE SCHEMA intruder")
         assert await denied(roles[role], "DROP TABLE queue.job")
 
@@ -78,5 +99,6 @@ async def test_service_roles_use_the_queue_and_the_console_only_reads(
         [claimed] = await client.claim("email", 1)
         assert await client.complete(claimed.id, claimed.lease)
     assert not await denied(roles["console"], "SELECT count(*) FROM queue.job")
+    assert not await denied(roles["scheduler"], "DELETE FROM queue.schedule WHERE false")
     assert await denied(roles["console"], "DELETE FROM queue.job")
     assert await denied(roles["console"], "SELECT * FROM tickets.users")

@@ -8,10 +8,20 @@ import asyncio
 import httpx
 import psycopg
 from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from insightdesk.shared.queue import QueueClient
+from insightdesk.shared.clock import SystemClock
+from insightdesk.shared.health import Health
+from insightdesk.shared.queue import QueueClient, make_pool
+from insightdesk.shared.service import ProcessContext
+from insightdesk.tickets.database import make_engine
 from insightdesk.tickets.notifications import FLUSH_QUEUE
+from insightdesk.tickets.settings import TicketsSettings
 from insightdesk.tickets.subscribers import FLUSH_QUEUE_OPTIONS
+from insightdesk.tickets.worker import build_worker_broker
 
 from .conftest import AppFactory
 from .desk import Probes, add_user, bootstrap, flush_now, open_ticket, put, reply
@@ -78,25 +88,57 @@ async def test_an_update_after_a_flush_goes_into_the_next_mail(
     ) == [("one", ["first"]), ("one", ["second"]), ("two", ["other ticket"])]
 
 
-async def test_a_short_window_is_flushed_by_the_running_service(
-    make_app: AppFactory, probes: Probes
+async def test_a_short_window_is_flushed_by_the_running_worker(
+    make_app: AppFactory, probes: Probes, tickets_dsn: str, tracer_provider: TracerProvider
 ) -> None:
-    async with make_app(notify_window_seconds=0.3, public_base_url="https://desk.example") as app:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            org = await bootstrap(http)
-            agent = await add_user(http, org, "Arne", "agent")
-            customer = await add_user(http, org, "Carla")
-            ticket = await open_ticket(http, customer)
-            await reply(http, agent, ticket["id"], "On it.")
-            await reply(http, agent, ticket["id"], "Fixed.")
-            for _ in range(200):
-                if await probes.emails("ticket-update"):
-                    break
-                await asyncio.sleep(0.05)
+    settings = TicketsSettings(
+        database_url=tickets_dsn,
+        environment="test",
+        notify_window_seconds=0.3,
+        public_base_url="https://desk.example",
+    )
+    ctx = ProcessContext(
+        service="tickets",
+        process="worker",
+        clock=SystemClock(),
+        health=Health(),
+        registry=CollectorRegistry(),
+        tracer_provider=tracer_provider,
+    )
+    pool = make_pool(tickets_dsn, min_size=1, max_size=2)
+    await pool.open(wait=True)
+    engine = make_engine(tickets_dsn, pool_size=2, max_overflow=2)
+    sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    worker = build_worker_broker(settings, pool, ctx=ctx, sessions=sessions)
+    try:
+        await worker.start()
+        async with make_app(
+            notify_window_seconds=0.3, public_base_url="https://desk.example"
+        ) as app:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                org = await bootstrap(http)
+                agent = await add_user(http, org, "Arne", "agent")
+                customer = await add_user(http, org, "Carla")
+                ticket = await open_ticket(http, customer)
+                await reply(http, agent, ticket["id"], "On it.")
+                await reply(http, agent, ticket["id"], "Fixed.")
+                for _ in range(400):
+                    if await probes.emails("ticket-update"):
+                        break
+                    await asyncio.sleep(0.05)
+    finally:
+        await worker.stop()
+        await engine.dispose()
+        await pool.close()
     [mail] = await probes.emails("ticket-update")
     assert [u["body"] for u in mail["context"]["updates"]] == ["On it.", "Fixed."]
     assert mail["context"]["ticket_url"] == f"https://desk.example/tickets/{ticket['id']}"
+
+
+async def test_the_api_consumes_no_queue(app: FastAPI) -> None:
+    """The flush consumer runs in the tickets worker; the API only publishes."""
+    assert list(app.state.runtime.broker.subscribers) == []
 
 
 async def test_a_request_failing_after_its_write_leaves_no_rows_and_no_jobs(
