@@ -16,8 +16,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -70,7 +71,12 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 480) -
 @pytest.fixture
 def stack(db_dsn: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     port = _free_port_run()
-    env = {**os.environ, "DATABASE_URL": db_dsn, "SCHEDULER_OPERATOR_TOKEN": OPERATOR_TOKEN}
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_dsn,
+        "SCHEDULER_OPERATOR_TOKEN": OPERATOR_TOKEN,
+        "TICKETS_NOTIFY_WINDOW_SECONDS": "1",  # agent mails follow the notification window
+    }
     log = (tmp_path / "runner.log").open("wb")
     proc = subprocess.Popen(
         [
@@ -115,22 +121,38 @@ def _mails(outbox: Path) -> list[email.message.EmailMessage]:
     return found
 
 
+def _agent_mails(outbox: Path) -> list[email.message.EmailMessage]:
+    """The agent's ticket-update mails (not the welcome)."""
+    return [
+        m
+        for m in _mails(outbox)
+        if "agent@acme.example" in str(m["To"]) and str(m["Subject"]).startswith("Re:")
+    ]
+
+
+def _wait_for(found: Callable[[], list[Any]], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not found():
+        assert time.monotonic() < deadline, f"{what} did not arrive within {timeout}s"
+        time.sleep(0.2)
+
+
 @pytest.mark.timeout(600)  # six services migrate and start first; slow on a busy machine
 def test_customer_message_mails_the_agent_once_with_the_request_trace(
-    stack: tuple[str, Path],
+    stack: tuple[str, Path], db_dsn: str
 ) -> None:
     base, data = stack
     with httpx.Client(base_url=base, timeout=10) as http:
         created = http.post(
             "/organizations",
-            json={"name": "Acme", "admin": {"email": "admin@acme.test", "name": "Ada Admin"}},
+            json={"name": "Acme", "admin": {"email": "admin@acme.example", "name": "Ada Admin"}},
         )
         assert created.status_code == 201, created.text
         admin = {"Authorization": f"Bearer {created.json()['api_token']}"}
         users = {}
         for role, address, name in (
-            ("agent", "agent@acme.test", "Alan Agent"),
-            ("customer", "cleo@acme.test", "Cleo Customer"),
+            ("agent", "agent@acme.example", "Alan Agent"),
+            ("customer", "cleo@acme.example", "Cleo Customer"),
         ):
             made = http.post(
                 "/users", json={"email": address, "name": name, "role": role}, headers=admin
@@ -149,6 +171,7 @@ def test_customer_message_mails_the_agent_once_with_the_request_trace(
             headers=admin,
         )
         assert assigned.status_code == 200, assigned.text
+        _wait_for(lambda: _agent_mails(data / "mail"), "the assignment mail")  # window closed
         posted = http.post(
             f"/tickets/{ticket_id}/messages",
             json={"body": "Still smoking!"},
@@ -161,16 +184,24 @@ def test_customer_message_mails_the_agent_once_with_the_request_trace(
     def new_message_mails() -> list[email.message.EmailMessage]:
         return [
             m
-            for m in _mails(outbox)
-            if "agent@acme.test" in str(m["To"])
-            and "Still smoking!" in (m.get_body(("plain",)) or m).get_content()
+            for m in _agent_mails(outbox)
+            if "Still smoking!" in (m.get_body(("plain",)) or m).get_content()
         ]
 
-    deadline = time.monotonic() + 30
-    while not new_message_mails() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)  # a duplicate would arrive about now
+    _wait_for(new_message_mails, "the new-message mail")
     [mail] = new_message_mails()
+    # The file sink keeps one file per idempotency key, so a second mail with the same key
+    # would hide in it: count what was sent instead — one SendEmail job and one delivery.
+    with psycopg.connect(db_dsn) as conn:
+        jobs = conn.execute(
+            "SELECT data->>'idempotency_key' FROM queue.job WHERE name = 'email'"
+            " AND data->>'to' = 'agent@acme.example' AND data::text LIKE '%Still smoking!%'"
+        ).fetchall()
+        assert len(jobs) == 1, jobs
+        deliveries = conn.execute(
+            "SELECT status FROM email.delivery_log WHERE idempotency_key = %s", (jobs[0][0],)
+        ).fetchall()
+    assert deliveries == [("delivered",)]
     assert mail["X-Trace-Id"] == TRACE_ID
     html = mail.get_body(("html",))
     assert html is not None
@@ -180,7 +211,7 @@ def test_customer_message_mails_the_agent_once_with_the_request_trace(
     ]
     consumer = [s for s in spans if s["trace_id"] == TRACE_ID and s["kind"] == "CONSUMER"]
     assert consumer, "the email consumer's span is not part of the request's trace"
-    welcome = [m for m in _mails(outbox) if "cleo@acme.test" in str(m["To"])]
+    welcome = [m for m in _mails(outbox) if "cleo@acme.example" in str(m["To"])]
     assert welcome, "registration sends a welcome mail"
 
 
@@ -193,13 +224,13 @@ def test_auto_close_run_by_hand_closes_an_old_resolved_ticket_and_mails_the_cust
     with httpx.Client(base_url=base, timeout=10) as http:
         created = http.post(
             "/organizations",
-            json={"name": "Globex", "admin": {"email": "hank@globex.test", "name": "Hank"}},
+            json={"name": "Globex", "admin": {"email": "hank@globex.example", "name": "Hank"}},
         )
         assert created.status_code == 201, created.text
         admin = {"Authorization": f"Bearer {created.json()['api_token']}"}
         made = http.post(
             "/users",
-            json={"email": "marge@globex.test", "name": "Marge", "role": "customer"},
+            json={"email": "marge@globex.example", "name": "Marge", "role": "customer"},
             headers=admin,
         )
         assert made.status_code == 201, made.text
@@ -230,14 +261,22 @@ def test_auto_close_run_by_hand_closes_an_old_resolved_ticket_and_mails_the_cust
         return [
             m
             for m in _mails(data / "mail")
-            if "marge@globex.test" in str(m["To"]) and "closed" in str(m["Subject"])
+            if "marge@globex.example" in str(m["To"]) and "closed" in str(m["Subject"])
         ]
 
-    deadline = time.monotonic() + 30
-    while not closed_mails() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)  # a duplicate would arrive about now
+    _wait_for(closed_mails, "the auto-close mail")
     [mail] = closed_mails()
+    # One file per idempotency key in the sink would hide a duplicate: count what was sent.
+    with psycopg.connect(db_dsn) as conn:
+        jobs = conn.execute(
+            "SELECT data->>'idempotency_key' FROM queue.job WHERE name = 'email'"
+            " AND data->>'to' = 'marge@globex.example' AND data->>'template' = 'ticket-closed'"
+        ).fetchall()
+        assert len(jobs) == 1, jobs
+        deliveries = conn.execute(
+            "SELECT status FROM email.delivery_log WHERE idempotency_key = %s", (jobs[0][0],)
+        ).fetchall()
+    assert deliveries == [("delivered",)]
     assert "Reactor hum" in str(mail["Subject"])
     with httpx.Client(base_url=base, timeout=10) as http:
         ticket = http.get(f"/tickets/{ticket_id}", headers=customer).json()

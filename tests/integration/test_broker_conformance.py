@@ -6,6 +6,7 @@ dependency injection), so a service unit-tested in memory behaves the same in pr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,8 +14,10 @@ from typing import Annotated, Any
 
 import pytest
 from faststream import BaseMiddleware, Context, Depends, Logger, StreamMessage
+from faststream.response import Response
 from pydantic import BaseModel
 
+from insightdesk.shared.errors import QueueNotFound
 from insightdesk.shared.queue.broker import (
     PgBroker,
     PgMessage,
@@ -298,3 +301,221 @@ async def test_handler_exceptions_do_not_stop_the_subscriber(harness: Harness) -
             assert not harness.real  # in memory the error surfaces at publish
         await br.publish(1, "fragile")
         await harness.until(lambda: got == [1])
+
+
+# ---------------------------------------------------------------- FastStream's broker testcases
+# (faststream tests/brokers/base: consume, publish, requests, router) as PgBroker's contract.
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (Ticket(id=1), "application/json"),
+        ({"a": 1}, "application/json"),
+        ([1, 2], "application/json"),
+        (7, "application/json"),
+        ("text", "text/plain"),
+        (b"\x01\x02", None),
+    ],
+)
+async def test_content_type_says_how_the_body_was_encoded(
+    harness: Harness, body: Any, content_type: str | None
+) -> None:
+    broker = harness.broker()
+    got: list[Any] = []
+
+    @broker.subscriber("ct")
+    async def handle(message: PgMessage) -> None:
+        got.append(message.content_type)
+
+    async with harness.running(broker) as br:
+        await br.publish(body, "ct")
+        await harness.until(lambda: len(got) == 1)
+    assert got == [content_type]
+
+
+async def test_documented_json_filter_routes_json_bodies(harness: Harness) -> None:
+    broker = harness.broker()
+    got: list[str] = []
+    sub = broker.subscriber("filtered")
+
+    @sub(filter=lambda m: m.content_type == "application/json")
+    async def json_body(msg: dict[str, int]) -> None:
+        got.append("json")
+
+    @sub
+    async def fallback(msg: Any) -> None:
+        got.append("other")
+
+    async with harness.running(broker) as br:
+        await br.publish({"a": 1}, "filtered")
+        await harness.until(lambda: len(got) == 1)
+    assert got == ["json"]
+
+
+async def test_request_reply_keeps_correlation_id_headers_and_text(harness: Harness) -> None:
+    broker = harness.broker()
+
+    @broker.subscriber("rpc-text")
+    async def rpc(msg: str) -> Response:
+        return Response(msg.upper(), headers={"x-answered-by": "rpc"})
+
+    async with harness.running(broker) as br:
+        answer = await br.request("hello", "rpc-text", correlation_id="corr-1", timeout=10)
+    assert await answer.decode() == "HELLO"
+    assert answer.body == b"HELLO"
+    assert answer.correlation_id == "corr-1"
+    assert answer.content_type == "text/plain"
+    assert answer.headers["x-answered-by"] == "rpc"
+
+
+async def test_publisher_request_answers_a_plain_string(harness: Harness) -> None:
+    broker = harness.broker()
+    publisher = broker.publisher("rpc-pub")
+
+    @broker.subscriber("rpc-pub")
+    async def rpc(msg: Any) -> str:
+        return "Response"
+
+    async with harness.running(broker):
+        answer = await publisher.request(None, correlation_id="1", timeout=10)
+    assert await answer.decode() == "Response"
+    assert answer.correlation_id == "1"
+
+
+async def test_request_honours_its_timeout(harness: Harness) -> None:
+    broker = harness.broker()
+
+    @broker.subscriber("slow-rpc")
+    async def rpc(msg: Any) -> str:
+        await asyncio.sleep(5)
+        return "late"
+
+    async with harness.running(broker) as br:
+        with pytest.raises(TimeoutError):
+            await br.request("x", "slow-rpc", timeout=0.2)
+
+
+async def test_subscriber_started_at_run_time_consumes(harness: Harness) -> None:
+    broker = harness.broker()
+    got: list[str] = []
+
+    async with harness.running(broker) as br:
+        sub = br.subscriber("dynamic")
+
+        @sub
+        async def handle(msg: str) -> None:
+            got.append(msg)
+
+        async with sub:
+            await br.publish("hello", "dynamic")
+            await harness.until(lambda: got == ["hello"])
+
+
+async def test_subscriber_start_and_stop_by_hand_at_run_time(harness: Harness) -> None:
+    broker = harness.broker()
+    got: list[str] = []
+
+    async with harness.running(broker) as br:
+        sub = br.subscriber("dynamic-2")
+
+        @sub
+        def handle(msg: str) -> None:
+            got.append(msg)
+
+        await sub.start()
+        await br.publish("hi", "dynamic-2")
+        await harness.until(lambda: got == ["hi"])
+        await sub.stop()
+
+
+async def test_router_included_at_run_time_consumes(harness: Harness) -> None:
+    broker = harness.broker()
+    router = PgRouter("late.")
+    got: list[int] = []
+
+    @router.subscriber("check")
+    async def check(ticket: Ticket) -> None:
+        got.append(ticket.id)
+
+    async with harness.running(broker) as br:
+        br.include_router(router)
+        for sub in router.subscribers:
+            await sub.start()
+        await br.publish(Ticket(id=8), "late.check")
+        await harness.until(lambda: got == [8])
+        for sub in router.subscribers:
+            await sub.stop()
+
+
+async def test_publish_to_a_queue_nobody_declared_fails(harness: Harness) -> None:
+    broker = harness.broker()
+
+    @broker.subscriber("known")
+    async def handle(msg: Any) -> None: ...
+
+    async with harness.running(broker) as br:
+        with pytest.raises(QueueNotFound):
+            await br.publish("x", "nobody-declared-this")
+        await br.declare_queue("declared-later")
+        assert await br.publish("x", "declared-later") is not None
+
+
+async def test_publisher_to_an_undeclared_queue_fails_like_production(harness: Harness) -> None:
+    broker = harness.broker()
+    publisher = broker.publisher("undeclared-out")
+
+    async with harness.running(broker):
+        with pytest.raises(QueueNotFound):
+            await publisher.publish("x")
+
+
+async def test_id_generator_makes_correlation_ids(harness: Harness) -> None:
+    ids = iter(f"gen-{n}" for n in range(100))
+    broker = harness.broker(id_generator=lambda: next(ids))
+    got: list[str] = []
+
+    @broker.subscriber("ids")
+    async def handle(msg: Any, message: PgMessage) -> None:
+        got.append(message.correlation_id)
+
+    async with harness.running(broker) as br:
+        await br.publish("x", "ids")
+        await harness.until(lambda: len(got) == 1)
+    assert got == ["gen-0"]
+
+
+class Reversing:
+    """A codec: bodies travel as reversed text (proves the subscriber's codec decodes)."""
+
+    async def decode(self, msg: StreamMessage[Any]) -> Any:
+        return msg.body.decode()[::-1]
+
+    async def encode(self, msg: Any, serializer: Any = None) -> tuple[bytes, str | None]:
+        return str(msg)[::-1].encode(), "text/x-reversed"
+
+
+async def test_subscriber_codec_decodes_its_messages(harness: Harness) -> None:
+    broker = harness.broker()
+    got: list[Any] = []
+
+    @broker.subscriber("codec", codec=Reversing())
+    async def handle(msg: Any, message: PgMessage) -> None:
+        got.append(msg)
+
+    async with harness.running(broker) as br:
+        await br.publish("olleh", "codec")
+        await harness.until(lambda: len(got) == 1)
+    assert got == ["hello"]
+
+
+async def test_get_one_conflicts_with_handler(harness: Harness) -> None:
+    broker = harness.broker()
+    subscriber = broker.subscriber("pull-conflict")
+
+    @subscriber
+    async def handle(msg: Any) -> None: ...
+
+    async with harness.running(broker):
+        with pytest.raises(AssertionError):
+            await subscriber.get_one(timeout=1e-3)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 import pytest
 from faststream import BaseMiddleware, Context, Depends, Logger, StreamMessage
 from pydantic import BaseModel, ValidationError
 
-from insightdesk.shared.errors import InvalidArgument
+from insightdesk.shared.errors import InvalidArgument, QueueNotFound
 from insightdesk.shared.queue.broker import (
     JobOptions,
     PgBroker,
@@ -54,6 +55,22 @@ async def test_publish_needs_no_database_and_returns_a_job_id() -> None:
         job_id = await br.publish(1, "q", options=JobOptions(priority=3))
         assert job_id is not None
         assert await br.ping(1) is True
+        handle.mock.assert_called_once_with(1)
+
+
+async def test_publish_to_a_queue_without_subscriber_or_declaration_fails() -> None:
+    broker = make_broker()
+
+    @broker.subscriber("q")
+    async def handle(body: int) -> None: ...
+
+    async with TestPgBroker(broker) as br:
+        with pytest.raises(QueueNotFound, match="nobody"):
+            await br.publish(1, "nobody")
+        with pytest.raises(QueueNotFound):
+            await br.publish_batch(1, 2, queue="nobody")
+        await br.declare_queue("nobody")
+        assert isinstance(await br.publish(1, "nobody"), uuid.UUID)
 
 
 async def test_publisher_mock_records_return_values() -> None:
@@ -66,6 +83,10 @@ async def test_publisher_mock_records_return_values() -> None:
         return {"org": org, "tickets": 3}
 
     async with TestPgBroker(broker) as br:
+        with pytest.raises(QueueNotFound, match="digest"):  # as the job would fail for real
+            await br.publish(41, "build")
+        await br.declare_queue("digest")
+        out.mock.reset_mock()
         await br.publish(42, "build")
         out.mock.assert_called_once_with({"org": 42, "tickets": 3})
 

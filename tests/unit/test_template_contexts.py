@@ -20,6 +20,7 @@ from insightdesk.email.errors import InvalidTemplateContext
 from insightdesk.email.templates import PARTS, TemplateRenderer
 from insightdesk.shared.contracts import (
     TEMPLATE_CONTEXTS,
+    Contract,
     DigestFiguresContext,
     Event,
     Role,
@@ -27,17 +28,27 @@ from insightdesk.shared.contracts import (
     SlaBreached,
     SlaWarning,
     TicketAssigned,
+    TicketAssignedContext,
     TicketClosed,
+    TicketCreated,
     TicketMessageAdded,
+    TicketNewMessageContext,
     TicketPriority,
     TicketSnapshot,
     TicketStatus,
+    TicketStatusChangeContext,
     TicketStatusChanged,
     UserRef,
     UserRegistered,
     template_context,
 )
-from insightdesk.tickets.notifications import notifications_for
+from insightdesk.tickets.notifications import (
+    Notification,
+    PendingUpdate,
+    digest_email,
+    notifications_for,
+    on_ticket_opened,
+)
 from insightdesk.tickets.sla_alerts import sla_notifications
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -61,45 +72,112 @@ TICKET = TicketSnapshot(
     created_at=NOW,
 )
 
-EVENTS: dict[str, Event] = {
-    "welcome": UserRegistered(
-        occurred_at=NOW, user=CUSTOMER, organization_id=ORG, organization_name="Acme & Co"
+MESSAGE = TicketMessageAdded(
+    occurred_at=NOW,
+    ticket=TICKET,
+    message_id=uuid.UUID(int=55),
+    author=AGENT,
+    body="Have you tried water?\n<b>not bold</b>",
+    participants=[CUSTOMER, AGENT],
+)
+RESOLVED = TicketStatusChanged(
+    occurred_at=NOW,
+    ticket=TICKET,
+    old_status=TicketStatus.OPEN,
+    new_status=TicketStatus.RESOLVED,
+    changed_by=AGENT,
+    participants=[CUSTOMER, AGENT],
+)
+ASSIGNED = TicketAssigned(occurred_at=NOW, ticket=TICKET, assignee=AGENT, assigned_by=ADMIN)
+
+
+def _digest(*events: Event) -> list[SendEmail]:
+    """What the flush job mails for the updates ``events`` hold, per recipient."""
+    held = [u for e in events for u in notifications_for(e) if isinstance(u, PendingUpdate)]
+    by_recipient: dict[uuid.UUID, list[PendingUpdate]] = {}
+    for update in held:
+        by_recipient.setdefault(update.recipient.id, []).append(update)
+    return [
+        digest_email(
+            ticket_id=TICKET.id,
+            subject=TICKET.subject,
+            status=updates[-1].item.new_status or TICKET.status.value,
+            recipient=updates[0].recipient,
+            items=[(n, u.item.model_dump(mode="json")) for n, u in enumerate(updates, 1)],
+        )
+        for updates in by_recipient.values()
+    ]
+
+
+def _legacy(template: str, context: Contract) -> list[SendEmail]:
+    """Templates the tickets service no longer sends: still rendered for jobs queued before
+    notifications were folded into ``ticket-update`` (rolling upgrades)."""
+    return [
+        SendEmail(
+            to=CUSTOMER.email,
+            template=template,
+            context=template_context(context),
+            idempotency_key=f"{template}:legacy",
+        )
+    ]
+
+
+base = {"recipient_name": "Carla", "ticket_id": str(TICKET.id), "ticket_subject": SUBJECT}
+COMMANDS: dict[str, list[SendEmail]] = {
+    "welcome": [
+        n.command
+        for n in notifications_for(
+            UserRegistered(
+                occurred_at=NOW, user=CUSTOMER, organization_id=ORG, organization_name="Acme & Co"
+            )
+        )
+        if isinstance(n, Notification)
+    ],
+    "ticket-update": _digest(MESSAGE, RESOLVED, ASSIGNED),
+    "ticket-opened": [
+        n.command
+        for n in on_ticket_opened(
+            TicketCreated(
+                occurred_at=NOW,
+                ticket=TICKET.model_copy(update={"assignee": None}),
+                created_by=CUSTOMER,
+            ),
+            staff=[AGENT, ADMIN],
+            body="Have you tried water?\n<b>not bold</b>",
+        )
+    ],
+    "ticket-new-message": _legacy(
+        "ticket-new-message",
+        TicketNewMessageContext(**base, author_name="Ada <Admin>", body="<b>not bold</b>"),
     ),
-    "ticket-new-message": TicketMessageAdded(
-        occurred_at=NOW,
-        ticket=TICKET,
-        message_id=uuid.UUID(int=55),
-        author=AGENT,
-        body="Have you tried water?\n<b>not bold</b>",
-        participants=[CUSTOMER, AGENT],
-    ),
-    "ticket-status-change": TicketStatusChanged(
-        occurred_at=NOW,
-        ticket=TICKET,
-        old_status=TicketStatus.OPEN,
-        new_status=TicketStatus.RESOLVED,
-        changed_by=AGENT,
-        participants=[CUSTOMER, AGENT],
-    ),
-    "ticket-assigned": TicketAssigned(
-        occurred_at=NOW,
-        ticket=TICKET,
-        assignee=AGENT,
-        assigned_by=ADMIN,
-    ),
-    "ticket-closed": TicketClosed(
-        occurred_at=NOW,
-        ticket=TICKET.model_copy(
-            update={
-                "status": TicketStatus.CLOSED,
-                "resolved_at": NOW - timedelta(days=8),
-                "closed_at": NOW,
-            }
+    "ticket-status-change": _legacy(
+        "ticket-status-change",
+        TicketStatusChangeContext(
+            **base, old_status="open", new_status="resolved", changed_by_name="Ada <Admin>"
         ),
-        reason="auto",
     ),
+    "ticket-assigned": _legacy(
+        "ticket-assigned", TicketAssignedContext(**base, assigned_by_name="Ada <Admin>")
+    ),
+    "ticket-closed": [
+        n.command
+        for n in notifications_for(
+            TicketClosed(
+                occurred_at=NOW,
+                ticket=TICKET.model_copy(
+                    update={
+                        "status": TicketStatus.CLOSED,
+                        "resolved_at": NOW - timedelta(days=8),
+                        "closed_at": NOW,
+                    }
+                ),
+                reason="auto",
+            )
+        )
+        if isinstance(n, Notification)
+    ],
 }
-"""Per template, an event the tickets service answers with that template."""
+"""Per template, the commands the tickets service sends with it."""
 
 SLA_ALERTS: dict[str, SlaWarning | SlaBreached] = {
     "sla-warning": SlaWarning(
@@ -119,18 +197,25 @@ SLA_ALERTS: dict[str, SlaWarning | SlaBreached] = {
     ),
 }
 """SLA templates: the tickets service answers these SLA events with them (it adds the ticket)."""
+COMMANDS.update(
+    {
+        template: [n.command for n in sla_notifications(alert, ticket=TICKET, staff=[ADMIN])]
+        for template, alert in SLA_ALERTS.items()
+    }
+)
 
 OPTIONAL_VALUES = {
     "login_url": "https://desk.example/login?next=/&x=1",
     "ticket_url": "https://desk.example/tickets/7?tab=1&x=2",
     "ticket_priority": "urgent",
+    "body": "Water & more",
     "remaining_minutes": "42",
     "escalation_level": "3",
 }
 """A value for every optional key of every context model."""
 
 LOCALES = ["en", "de", "de-AT", "fr"]
-TICKET_TEMPLATES = sorted([*EVENTS, *SLA_ALERTS])
+TICKET_TEMPLATES = sorted(COMMANDS)
 REPORT_TEMPLATES = {"daily-digest", "weekly-report", "report-ready"}
 """Sent by the reports service; their contracts are pinned in tests/unit/reports."""
 
@@ -141,13 +226,9 @@ def renderer() -> TemplateRenderer:
 
 
 def command_for(template: str) -> SendEmail:
-    """The (first) command the tickets service sends for ``template``'s event."""
-    if template in SLA_ALERTS:
-        notifications = sla_notifications(SLA_ALERTS[template], ticket=TICKET, staff=[ADMIN])
-    else:
-        notifications = notifications_for(EVENTS[template])
-    commands = [n.command for n in notifications]
-    assert commands, f"the tickets service sends no mail for the {template} event"
+    """The (first) command the tickets service sends with ``template``."""
+    commands = COMMANDS[template]
+    assert commands, f"the tickets service sends no mail with {template}"
     assert {c.template for c in commands} == {template}
     return commands[0]
 
@@ -155,11 +236,7 @@ def command_for(template: str) -> SendEmail:
 def test_every_template_has_an_event_and_the_email_service_has_every_template(
     renderer: TemplateRenderer,
 ) -> None:
-    assert (
-        set(EVENTS) | set(SLA_ALERTS) | REPORT_TEMPLATES
-        == set(TEMPLATE_CONTEXTS)
-        == set(renderer.templates)
-    )
+    assert set(COMMANDS) | REPORT_TEMPLATES == set(TEMPLATE_CONTEXTS) == set(renderer.templates)
 
 
 @pytest.mark.parametrize("template", TICKET_TEMPLATES)
@@ -196,12 +273,13 @@ def test_the_email_service_renders_what_the_tickets_service_sends(
 def test_names_and_bodies_from_the_tickets_service_are_escaped_in_html(
     renderer: TemplateRenderer,
 ) -> None:
-    assigned = command_for("ticket-assigned")
-    mail = renderer.render(assigned.template, assigned.context, "en")
-    assert "Ada &lt;Admin&gt;" in mail.html and "Ada <Admin>" in mail.text
+    mails = [renderer.render(c.template, c.context, "en") for c in COMMANDS["ticket-update"]]
+    html, text = "".join(m.html for m in mails), "".join(m.text for m in mails)
+    assert "Ada &lt;Admin&gt;" in html and "Ada <Admin>" in text
+    assert "&lt;b&gt;not bold&lt;/b&gt;" in html and "<b>not bold</b>" in text
 
-    message = command_for("ticket-new-message")
-    mail = renderer.render(message.template, message.context, "en")
+    opened = command_for("ticket-opened")
+    mail = renderer.render(opened.template, opened.context, "en")
     assert "&lt;b&gt;not bold&lt;/b&gt;" in mail.html and "<b>not bold</b>" in mail.text
 
 

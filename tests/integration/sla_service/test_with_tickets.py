@@ -28,7 +28,14 @@ from insightdesk.tickets.database import migrate_database
 from insightdesk.tickets.settings import TicketsSettings
 from insightdesk.tickets.sla_consumers import register_sla_consumers
 from tests.integration.helpers import wait_until
-from tests.integration.tickets.desk import add_user, bootstrap, open_ticket, put, reply
+from tests.integration.tickets.desk import (
+    OPERATOR_TOKEN,
+    add_user,
+    bootstrap,
+    open_ticket,
+    put,
+    reply,
+)
 
 LAG = timedelta(minutes=60) - timedelta(seconds=2)
 
@@ -43,7 +50,9 @@ async def desk(
     sla_dsn: str, sla_pool: AsyncConnectionPool[Any]
 ) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
     await migrate_database(sla_dsn)
-    settings = TicketsSettings(database_url=sla_dsn, environment="test")
+    settings = TicketsSettings(
+        database_url=sla_dsn, environment="test", operator_token=OPERATOR_TOKEN
+    )
     app = create_app(settings, clock=LaggingClock())
     sla_broker, _ = build_broker(
         SlaSettings(database_url=sla_dsn, environment="test"),

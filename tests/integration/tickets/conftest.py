@@ -19,7 +19,7 @@ from insightdesk.tickets.app import create_app
 from insightdesk.tickets.database import migrate_database
 from insightdesk.tickets.settings import TicketsSettings
 
-from .desk import Probes
+from .desk import OPERATOR_TOKEN, Probes
 
 AppFactory = Callable[..., AbstractAsyncContextManager[FastAPI]]
 
@@ -56,6 +56,7 @@ def make_app(tickets_dsn: str, tracer_provider: TracerProvider) -> AppFactory:
 
     @asynccontextmanager
     async def running(**overrides: Any) -> AsyncIterator[FastAPI]:
+        overrides.setdefault("operator_token", OPERATOR_TOKEN)
         settings = TicketsSettings(database_url=tickets_dsn, environment="test", **overrides)
         app = create_app(settings, tracer_provider=tracer_provider)
         async with app.router.lifespan_context(app):

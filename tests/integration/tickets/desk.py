@@ -7,8 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
-from insightdesk.shared.queue import JobInfo, QueueClient
+from insightdesk.shared.queue import JobInfo, JobState, QueueClient
+from insightdesk.tickets.handlers import flush_notifications
+from insightdesk.tickets.notifications import FLUSH_QUEUE, FlushNotifications
+from insightdesk.tickets.repository import TicketRepository
+from insightdesk.tickets.subscribers import make_outbox
 
 EVENTS = (
     "user.registered",
@@ -23,6 +28,10 @@ EVENTS = (
     "sla_policy.changed",
     "business_calendar.changed",
 )
+
+
+OPERATOR_TOKEN = "operator-token-for-tests-only"  # a test value, not a secret
+OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 
 
 def probe_queue(event: str) -> str:
@@ -86,6 +95,7 @@ async def bootstrap(http: httpx.AsyncClient, name: str = "Acme", admin: str = "A
     response = await http.post(
         "/organizations",
         json={"name": name, "admin": {"email": f"{admin.lower()}@{domain}.example", "name": admin}},
+        headers=OPERATOR,
     )
     assert response.status_code == 201, response.text
     body = response.json()
@@ -131,3 +141,22 @@ async def put(
     http: httpx.AsyncClient, by: Member, ticket_id: str, what: str, body: dict[str, Any]
 ) -> httpx.Response:
     return await http.put(f"/tickets/{ticket_id}/{what}", json=body, headers=by.auth)
+
+
+async def flush_now(app: FastAPI, client: QueueClient) -> int:
+    """Close every notification window now: run each queued ``ticket-notifications`` job's
+    handler (what the subscriber does when the window ends). Returns the updates mailed."""
+    runtime = app.state.runtime
+    mailed = 0
+    for job in await client.find_jobs(FLUSH_QUEUE, limit=1000):
+        if job.state is not JobState.CREATED:
+            continue
+        command = FlushNotifications.model_validate(job.data)
+        async with runtime.sessions() as session:
+            mailed += await flush_notifications(
+                command,
+                repo=TicketRepository(session),
+                outbox=make_outbox(runtime.broker, session, runtime.settings),
+            )
+            await session.commit()
+    return mailed

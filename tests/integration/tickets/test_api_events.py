@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import httpx
+from fastapi import FastAPI
 
-from .desk import Probes, add_user, bootstrap, open_ticket, put, reply
+from .desk import Probes, add_user, bootstrap, flush_now, open_ticket, put, reply
 
 
 async def test_bootstrap_registers_the_admin_and_queues_a_welcome_email(
@@ -48,9 +49,12 @@ async def test_opening_a_ticket_publishes_ticket_created_with_its_snapshot(
     http: httpx.AsyncClient, probes: Probes
 ) -> None:
     org = await bootstrap(http)
+    agent = await add_user(http, org, "Arne", "agent")
     customer = await add_user(http, org, "Carla")
 
-    ticket = await open_ticket(http, customer, "Printer on fire", priority="high")
+    ticket = await open_ticket(
+        http, agent, "Printer on fire", priority="high", customer_id=customer.id
+    )
 
     [event] = await probes.events("ticket.created")
     snapshot = event["ticket"]
@@ -62,13 +66,17 @@ async def test_opening_a_ticket_publishes_ticket_created_with_its_snapshot(
         "high",
     )
     assert snapshot["customer"]["id"] == customer.id and snapshot["assignee"] is None
-    assert event["created_by"]["id"] == customer.id
+    assert event["created_by"]["id"] == agent.id
     assert ticket["created_at"] == ticket["updated_at"]
-    assert {m["template"] for m in await probes.emails()} == {"welcome"}
+    opened = await probes.emails("ticket-opened")
+    # the customer's receipt, and the unassigned ticket's notice to staff but its opener
+    assert sorted((m["to"], m["context"]["for_customer"]) for m in opened) == sorted(
+        [(customer.email, True), (org.admin.email, False)]
+    )
 
 
 async def test_an_opening_body_is_a_message_but_not_a_first_response(
-    http: httpx.AsyncClient, probes: Probes
+    http: httpx.AsyncClient, probes: Probes, app: FastAPI
 ) -> None:
     org = await bootstrap(http)
     agent = await add_user(http, org, "Arne", "agent")
@@ -82,8 +90,11 @@ async def test_an_opening_body_is_a_message_but_not_a_first_response(
     assert added["first_response"] is False
     assert added["author"]["id"] == agent.id
     assert {p["id"] for p in added["participants"]} == {customer.id, agent.id}
-    [mail] = await probes.emails("ticket-new-message")
+    assert await probes.emails("ticket-update") == []  # held for the window
+    assert await flush_now(app, probes.client) == 1
+    [mail] = await probes.emails("ticket-update")
     assert mail["to"] == customer.email
+    assert [u["body"] for u in mail["context"]["updates"]] == ["We opened this for you."]
     detail = (await http.get(f"/tickets/{ticket['id']}", headers=customer.auth)).json()
     assert [m["body"] for m in detail["messages"]] == ["We opened this for you."]
     assert detail["first_response_at"] is None
@@ -112,7 +123,7 @@ async def test_the_first_staff_reply_is_the_first_response(
 
 
 async def test_a_new_message_mails_every_participant_except_its_author(
-    http: httpx.AsyncClient, probes: Probes
+    http: httpx.AsyncClient, probes: Probes, app: FastAPI
 ) -> None:
     org = await bootstrap(http)
     agent = await add_user(http, org, "Arne", "agent")
@@ -120,34 +131,41 @@ async def test_a_new_message_mails_every_participant_except_its_author(
     bystander = await add_user(http, org, "Ben", "agent")
     customer = await add_user(http, org, "Carla")
     ticket = await open_ticket(http, customer)
-    await reply(http, helper, ticket["id"], "I saw this before.")  # mails the customer
+    await reply(http, helper, ticket["id"], "I saw this before.")  # for the customer
     await put(http, org.admin, ticket["id"], "assignee", {"assignee_id": agent.id})
-    before = {m["to"] for m in await probes.emails("ticket-new-message")}
+    await flush_now(app, probes.client)
+    before = {m["to"] for m in await probes.emails("ticket-update")}
 
-    message = await reply(http, customer, ticket["id"], "Thanks!")
+    await reply(http, customer, ticket["id"], "Thanks!")
+    await flush_now(app, probes.client)
 
     mails = [
         m
-        for m in await probes.emails("ticket-new-message")
-        if m["idempotency_key"].endswith(message["id"])
+        for m in await probes.emails("ticket-update")
+        if any(u.get("body") == "Thanks!" for u in m["context"]["updates"])
     ]
     assert sorted(m["to"] for m in mails) == sorted([agent.email, helper.email])
-    assert before == {customer.email}
-    assert bystander.email not in {m["to"] for m in await probes.emails("ticket-new-message")}
-    mail = next(m for m in mails if m["to"] == agent.email)
+    assert before == {customer.email, agent.email}  # the agent: the assignment
+    assert bystander.email not in {m["to"] for m in await probes.emails("ticket-update")}
+    mail = next(m for m in mails if m["to"] == helper.email)
     assert mail["context"] == {
-        "recipient_name": "Arne",
+        "recipient_name": "Olga",
         "ticket_id": ticket["id"],
         "ticket_subject": "Printer on fire",
-        "author_name": "Carla",
-        "body": "Thanks!",
+        "status": "open",
+        "updates": [
+            {
+                "kind": "message",
+                "at": mail["context"]["updates"][0]["at"],
+                "by_name": "Carla",
+                "body": "Thanks!",
+            }
+        ],
     }
-    jobs = await probes.email_jobs("ticket-new-message", to=agent.email)
-    assert [j.singleton_key for j in jobs] == [f"{ticket['id']}:{agent.id}:ticket-new-message"]
 
 
 async def test_a_status_change_publishes_it_and_mails_customer_and_assignee(
-    http: httpx.AsyncClient, probes: Probes
+    http: httpx.AsyncClient, probes: Probes, app: FastAPI
 ) -> None:
     org = await bootstrap(http)
     agent = await add_user(http, org, "Arne", "agent")
@@ -164,10 +182,12 @@ async def test_a_status_change_publishes_it_and_mails_customer_and_assignee(
     assert event["changed_by"]["id"] == org.admin.id
     assert event["ticket"]["resolved_at"] is not None
     assert {p["id"] for p in event["participants"]} == {customer.id, agent.id}
-    mails = await probes.emails("ticket-status-change")
+    await flush_now(app, probes.client)
+    mails = await probes.emails("ticket-update")
     assert sorted(m["to"] for m in mails) == sorted([customer.email, agent.email])
-    assert mails[0]["context"]["changed_by_name"] == "Ada"
-    assert (mails[0]["context"]["old_status"], mails[0]["context"]["new_status"]) == (
+    [change] = next(m for m in mails if m["to"] == customer.email)["context"]["updates"]
+    assert (change["by_name"], change["old_status"], change["new_status"]) == (
+        "Ada",
         "open",
         "resolved",
     )
@@ -175,7 +195,7 @@ async def test_a_status_change_publishes_it_and_mails_customer_and_assignee(
 
 
 async def test_closing_publishes_status_changed_and_ticket_closed(
-    http: httpx.AsyncClient, probes: Probes
+    http: httpx.AsyncClient, probes: Probes, app: FastAPI
 ) -> None:
     org = await bootstrap(http)
     agent = await add_user(http, org, "Arne", "agent")
@@ -191,7 +211,8 @@ async def test_closing_publishes_status_changed_and_ticket_closed(
     assert event["ticket"]["closed_at"] is not None
     assert closed["closed_at"] is not None and closed["resolved_at"] is not None
     # the agent closed it: only the customer is told (the ticket has no assignee)
-    assert [m["to"] for m in await probes.emails("ticket-status-change")] == [customer.email]
+    await flush_now(app, probes.client)
+    assert [m["to"] for m in await probes.emails("ticket-update")] == [customer.email]
 
 
 async def test_a_customer_reply_reopens_a_pending_ticket(
@@ -216,7 +237,7 @@ async def test_a_customer_reply_reopens_a_pending_ticket(
 
 
 async def test_assigning_publishes_ticket_assigned_and_mails_the_new_assignee(
-    http: httpx.AsyncClient, probes: Probes
+    http: httpx.AsyncClient, probes: Probes, app: FastAPI
 ) -> None:
     org = await bootstrap(http)
     agent = await add_user(http, org, "Arne", "agent")
@@ -234,21 +255,18 @@ async def test_assigning_publishes_ticket_assigned_and_mails_the_new_assignee(
     assert [e["previous_assignee_id"] for e in events] == [None, agent.id]
     assert events[1]["assigned_by"]["id"] == org.admin.id
     assert events[1]["ticket"]["assignee"]["id"] == other.id
-    mails = await probes.emails("ticket-assigned")
-    assert [m["to"] for m in mails] == [agent.email, other.email]
-    assert mails[0]["context"] == {
-        "recipient_name": "Arne",
-        "ticket_id": ticket["id"],
-        "ticket_subject": "Printer on fire",
-        "assigned_by_name": "Ada",
-    }
+    await flush_now(app, probes.client)
+    mails = await probes.emails("ticket-update")
+    assert sorted(m["to"] for m in mails) == sorted([agent.email, other.email])
+    [assigned] = next(m for m in mails if m["to"] == agent.email)["context"]["updates"]
+    assert (assigned["kind"], assigned["by_name"]) == ("assigned", "Ada")
     # the former assignee, who wrote nothing, no longer participates
     detail = (await http.get(f"/tickets/{ticket['id']}", headers=other.auth)).json()
     assert [p["id"] for p in detail["participants"]] == [customer.id, other.id]
 
 
 async def test_self_assignment_publishes_but_mails_nobody(
-    http: httpx.AsyncClient, probes: Probes
+    http: httpx.AsyncClient, probes: Probes, app: FastAPI
 ) -> None:
     org = await bootstrap(http)
     agent = await add_user(http, org, "Arne", "agent")
@@ -257,7 +275,8 @@ async def test_self_assignment_publishes_but_mails_nobody(
     await put(http, agent, ticket["id"], "assignee", {"assignee_id": agent.id})
 
     assert len(await probes.events("ticket.assigned")) == 1
-    assert await probes.emails("ticket-assigned") == []
+    assert await flush_now(app, probes.client) == 0
+    assert await probes.emails("ticket-update") == []
 
 
 async def test_a_priority_change_publishes_priority_changed(

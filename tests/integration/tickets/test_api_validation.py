@@ -62,7 +62,7 @@ async def test_a_user_needs_a_real_email_and_a_known_role(http: httpx.AsyncClien
     )
 
     assert errors(bad_email) == [(("body", "email"), "value_error")]
-    assert "e-mail address" in bad_email.json()["detail"][0]["msg"]
+    assert "email address" in bad_email.json()["detail"][0]["msg"]
     assert errors(bad_role) == [(("body", "role"), "enum")]
 
 

@@ -17,6 +17,8 @@ import psycopg
 
 from insightdesk.shared.queue import QueueClient
 
+from .desk import OPERATOR, OPERATOR_TOKEN
+
 
 def run_module(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -56,6 +58,7 @@ async def test_migrate_creates_the_schema_and_the_email_queue_and_can_run_twice(
         "messages",
         "organizations",
         "participants",
+        "pending_notifications",
         "sla_policies",
         "ticket_sla",
         "tickets",
@@ -85,7 +88,9 @@ def free_port() -> int:
 async def test_the_service_serves_traces_and_stops_gracefully_on_sigterm(
     db_dsn: str, tmp_path: Path
 ) -> None:
-    env = service_env(db_dsn, INSIGHTDESK_SPANS_DIR=str(tmp_path))
+    env = service_env(
+        db_dsn, INSIGHTDESK_SPANS_DIR=str(tmp_path), TICKETS_OPERATOR_TOKEN=OPERATOR_TOKEN
+    )
     assert (await asyncio.to_thread(run_module, "migrate", env=env)).returncode == 0
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
@@ -110,6 +115,7 @@ async def test_the_service_serves_traces_and_stops_gracefully_on_sigterm(
             created = await http.post(
                 "/organizations",
                 json={"name": "Acme", "admin": {"email": "ada@acme.example", "name": "Ada"}},
+                headers=OPERATOR,
             )
         assert ready.status_code == 200
         assert created.status_code == 201

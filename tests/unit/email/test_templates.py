@@ -62,7 +62,9 @@ def test_the_templates_exist(renderer: TemplateRenderer) -> None:
         "ticket-assigned",
         "ticket-closed",
         "ticket-new-message",
+        "ticket-opened",
         "ticket-status-change",
+        "ticket-update",
         "weekly-report",
         "welcome",
     )

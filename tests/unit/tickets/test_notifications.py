@@ -19,7 +19,14 @@ from insightdesk.shared.contracts import (
     UserRef,
     UserRegistered,
 )
-from insightdesk.tickets.notifications import DEDUPE_SECONDS, notifications_for
+from insightdesk.tickets.notifications import (
+    Notification,
+    PendingUpdate,
+    digest_email,
+    flush_key,
+    notifications_for,
+    on_ticket_opened,
+)
 
 NOW = datetime(2026, 3, 2, 9, 30, 0, 123456, tzinfo=UTC)
 ORG = uuid.UUID(int=1)
@@ -61,153 +68,141 @@ def message(author: UserRef, participants: list[UserRef]) -> TicketMessageAdded:
     )
 
 
-def test_a_new_message_mails_every_participant_except_its_author() -> None:
-    sent = notifications_for(message(AGENT, [CUSTOMER, AGENT, OTHER_AGENT]))
-
-    assert [n.command.to for n in sent] == ["carla@example.com", "olga@example.com"]
-    assert {n.command.template for n in sent} == {"ticket-new-message"}
-
-
-def test_a_new_message_email_carries_the_template_context_and_keys() -> None:
-    [mail] = notifications_for(message(AGENT, [CUSTOMER, AGENT]))
-
-    ticket = uuid.UUID(int=7)
-    assert mail.command.context == {
-        "recipient_name": "Carla",
-        "ticket_id": str(ticket),
-        "ticket_subject": "Printer on fire",
-        "author_name": "Arne",
-        "body": "Have you tried water?",
-    }
-    assert mail.dedupe_key == f"{ticket}:{CUSTOMER.id}:ticket-new-message"
-    assert mail.dedupe_seconds == DEDUPE_SECONDS == 300
-    assert mail.command.idempotency_key == (
-        f"ticket-new-message:{ticket}:{CUSTOMER.id}:{uuid.UUID(int=55)}"
-    )
+def held(event: object) -> list[PendingUpdate]:
+    planned = notifications_for(event)  # type: ignore[arg-type]
+    assert all(isinstance(p, PendingUpdate) for p in planned)
+    return [p for p in planned if isinstance(p, PendingUpdate)]
 
 
-def test_a_participant_listed_twice_gets_one_email() -> None:
-    sent = notifications_for(message(CUSTOMER, [CUSTOMER, AGENT, AGENT]))
+def test_a_new_message_is_held_for_every_participant_except_its_author() -> None:
+    updates = held(message(AGENT, [CUSTOMER, AGENT, OTHER_AGENT, CUSTOMER]))
 
-    assert [n.command.to for n in sent] == ["arne@example.com"]
-
-
-def test_the_same_event_always_yields_the_same_idempotency_keys() -> None:
-    event = message(AGENT, [CUSTOMER, AGENT, OTHER_AGENT])
-
-    first = [n.command.idempotency_key for n in notifications_for(event)]
-    again = [n.command.idempotency_key for n in notifications_for(event.model_copy())]
-
-    assert first == again
-    assert len(set(first)) == 2
+    assert [u.recipient for u in updates] == [CUSTOMER, OTHER_AGENT]
+    assert {u.item.kind for u in updates} == {"message"}
+    assert updates[0].item.body == "Have you tried water?"
+    assert updates[0].flush_key == flush_key(uuid.UUID(int=7), CUSTOMER.id)
+    assert updates[0].at == NOW
 
 
-def status_changed(by: UserRef, *, assignee: UserRef | None = AGENT) -> TicketStatusChanged:
+def status_change(by: UserRef, *, assignee: UserRef | None = AGENT) -> TicketStatusChanged:
     return TicketStatusChanged(
         occurred_at=NOW,
         ticket=snapshot(assignee=assignee),
         old_status=TicketStatus.OPEN,
-        new_status=TicketStatus.RESOLVED,
+        new_status=TicketStatus.PENDING,
         changed_by=by,
-        participants=[CUSTOMER, AGENT, OTHER_AGENT],
+        participants=[CUSTOMER, AGENT],
     )
 
 
-def test_a_status_change_mails_the_customer_and_the_assignee_but_not_the_actor() -> None:
-    by_admin = notifications_for(status_changed(ADMIN))
-    by_agent = notifications_for(status_changed(AGENT))
-    by_customer = notifications_for(status_changed(CUSTOMER))
-
-    assert [n.command.to for n in by_admin] == ["carla@example.com", "arne@example.com"]
-    assert [n.command.to for n in by_agent] == ["carla@example.com"]
-    assert [n.command.to for n in by_customer] == ["arne@example.com"]
-    assert {n.command.template for n in by_admin} == {"ticket-status-change"}
-
-
-def test_a_status_change_of_an_unassigned_ticket_mails_only_the_customer() -> None:
-    sent = notifications_for(status_changed(AGENT, assignee=None))
-
-    assert [n.command.to for n in sent] == ["carla@example.com"]
-
-
-def test_a_status_change_email_carries_old_and_new_status_and_who_changed_it() -> None:
-    [mail] = notifications_for(status_changed(AGENT))
-
-    assert mail.command.context == {
-        "recipient_name": "Carla",
-        "ticket_id": str(uuid.UUID(int=7)),
-        "ticket_subject": "Printer on fire",
-        "old_status": "open",
-        "new_status": "resolved",
-        "changed_by_name": "Arne",
-    }
-    assert mail.dedupe_key == f"{uuid.UUID(int=7)}:{CUSTOMER.id}:ticket-status-change"
-    assert mail.command.idempotency_key.startswith(
-        f"ticket-status-change:{uuid.UUID(int=7)}:{CUSTOMER.id}:"
-    )
-    assert mail.command.idempotency_key.endswith("20260302T093000.123456Z")
-
-
-def assigned(assignee: UserRef | None, by: UserRef) -> TicketAssigned:
-    return TicketAssigned(
-        occurred_at=NOW,
-        ticket=snapshot(assignee=assignee),
-        assignee=assignee,
-        assigned_by=by,
+def test_a_status_change_is_held_for_customer_and_assignee_but_not_the_actor() -> None:
+    assert [u.recipient for u in held(status_change(ADMIN))] == [CUSTOMER, AGENT]
+    assert [u.recipient for u in held(status_change(AGENT))] == [CUSTOMER]
+    assert [u.recipient for u in held(status_change(ADMIN, assignee=None))] == [CUSTOMER]
+    [item] = {u.item for u in held(status_change(AGENT))}
+    assert (item.kind, item.old_status, item.new_status, item.by_name) == (
+        "status",
+        "open",
+        "pending",
+        "Arne",
     )
 
 
-def test_an_assignment_mails_the_new_assignee() -> None:
-    [mail] = notifications_for(assigned(OTHER_AGENT, ADMIN))
+def test_an_assignment_is_held_for_the_new_assignee_unless_self_assigned() -> None:
+    assigned = TicketAssigned(occurred_at=NOW, ticket=snapshot(), assignee=AGENT, assigned_by=ADMIN)
+    self_assigned = TicketAssigned(
+        occurred_at=NOW, ticket=snapshot(), assignee=AGENT, assigned_by=AGENT
+    )
+    unassigned = TicketAssigned(
+        occurred_at=NOW, ticket=snapshot(), assignee=None, assigned_by=ADMIN
+    )
 
-    assert mail.command.to == "olga@example.com"
-    assert mail.command.template == "ticket-assigned"
-    assert mail.command.context == {
-        "recipient_name": "Olga",
-        "ticket_id": str(uuid.UUID(int=7)),
-        "ticket_subject": "Printer on fire",
-        "assigned_by_name": "Ada",
-    }
-    assert mail.dedupe_key == f"{uuid.UUID(int=7)}:{OTHER_AGENT.id}:ticket-assigned"
-
-
-def test_self_assignment_and_unassignment_mail_nobody() -> None:
-    assert notifications_for(assigned(AGENT, AGENT)) == []
-    assert notifications_for(assigned(None, ADMIN)) == []
+    assert [u.recipient for u in held(assigned)] == [AGENT]
+    assert held(self_assigned) == held(unassigned) == []
 
 
-def test_registration_sends_a_welcome_email_without_dedupe() -> None:
-    user = person(9, Role.AGENT, "Nina")
+def test_registration_sends_a_welcome_email_at_once() -> None:
     event = UserRegistered(
-        occurred_at=NOW, user=user, organization_id=ORG, organization_name="Acme Support"
+        occurred_at=NOW, user=CUSTOMER, organization_id=ORG, organization_name="Acme"
+    )
+    [welcome] = notifications_for(event)
+    assert isinstance(welcome, Notification)
+    assert welcome.command.template == "welcome"
+    assert welcome.command.idempotency_key == f"welcome:{CUSTOMER.id}"
+
+
+def test_events_that_notify_nobody_yield_nothing() -> None:
+    closed = TicketClosed(occurred_at=NOW, ticket=snapshot())
+    priority = TicketPriorityChanged(
+        occurred_at=NOW,
+        ticket=snapshot(),
+        old_priority=TicketPriority.LOW,
+        new_priority=TicketPriority.HIGH,
+        changed_by=ADMIN,
+    )
+    assert notifications_for(closed) == notifications_for(priority) == []
+
+
+def item_rows(*events: object, recipient: UserRef) -> list[tuple[int, dict[str, object]]]:
+    updates = [u for e in events for u in held(e) if u.recipient == recipient]
+    return [(n, u.item.model_dump(mode="json")) for n, u in enumerate(updates, start=10)]
+
+
+def test_one_digest_carries_every_message_and_the_latest_status() -> None:
+    m1, m2, m3 = (
+        message(AGENT, [CUSTOMER, AGENT]).model_copy(update={"body": f"m{n}"}) for n in (1, 2, 3)
+    )
+    pending = status_change(AGENT)
+    resolved = status_change(AGENT).model_copy(
+        update={"old_status": TicketStatus.PENDING, "new_status": TicketStatus.RESOLVED}
+    )
+    rows = item_rows(m1, m2, pending, m3, resolved, recipient=CUSTOMER)
+
+    mail = digest_email(
+        ticket_id=uuid.UUID(int=7),
+        subject="Printer on fire",
+        status="resolved",
+        recipient=CUSTOMER,
+        items=rows,
+        base_url="https://desk.example/",
     )
 
-    [mail] = notifications_for(event)
-
-    assert mail.command.to == "nina@example.com"
-    assert mail.command.template == "welcome"
-    assert mail.command.context == {
-        "name": "Nina",
-        "recipient_name": "Nina",
-        "organization_name": "Acme Support",
-    }
-    assert mail.command.idempotency_key == f"welcome:{user.id}"
-    assert mail.dedupe_key is None
-    assert mail.command.queue == "email"
+    updates = mail.context["updates"]
+    assert [u.get("body") for u in updates if u["kind"] == "message"] == ["m1", "m2", "m3"]
+    assert [u["new_status"] for u in updates if u["kind"] == "status"] == ["pending", "resolved"]
+    assert mail.context["status"] == "resolved"
+    assert mail.context["ticket_url"] == f"https://desk.example/tickets/{uuid.UUID(int=7)}"
+    assert mail.to == "carla@example.com" and mail.template == "ticket-update"
+    assert mail.idempotency_key == f"ticket-update:{uuid.UUID(int=7)}:{CUSTOMER.id}:10-14"
 
 
-def test_events_that_notify_nobody_yield_no_email() -> None:
-    ticket = snapshot()
-    quiet = [
-        TicketCreated(occurred_at=NOW, ticket=ticket, created_by=CUSTOMER),
-        TicketPriorityChanged(
-            occurred_at=NOW,
-            ticket=ticket,
-            old_priority=TicketPriority.LOW,
-            new_priority=TicketPriority.HIGH,
-            changed_by=AGENT,
-        ),
-        TicketClosed(occurred_at=NOW, ticket=ticket),
+def test_without_a_base_url_a_digest_has_no_link() -> None:
+    rows = item_rows(message(AGENT, [CUSTOMER]), recipient=CUSTOMER)
+    mail = digest_email(
+        ticket_id=uuid.UUID(int=7), subject="s", status="open", recipient=CUSTOMER, items=rows
+    )
+    assert "ticket_url" not in mail.context
+
+
+def opened(*, by: UserRef = CUSTOMER, assignee: UserRef | None = None) -> TicketCreated:
+    return TicketCreated(occurred_at=NOW, ticket=snapshot(assignee=assignee), created_by=by)
+
+
+def test_a_new_unassigned_ticket_confirms_to_the_customer_and_tells_the_staff() -> None:
+    sent = on_ticket_opened(opened(), staff=[AGENT, ADMIN], base_url="https://desk.example")
+
+    assert [(n.command.to, n.command.context["for_customer"]) for n in sent] == [
+        ("carla@example.com", True),
+        ("arne@example.com", False),
+        ("ada@example.com", False),
     ]
+    assert all(n.command.template == "ticket-opened" for n in sent)
+    assert all(n.command.context["ticket_url"].endswith(str(uuid.UUID(int=7))) for n in sent)
 
-    assert [notifications_for(event) for event in quiet] == [[], [], []]
+
+def test_an_assigned_or_staff_opened_ticket_spares_the_assignee_and_opener() -> None:
+    assigned = on_ticket_opened(opened(assignee=AGENT), staff=[AGENT, ADMIN])
+    by_agent = on_ticket_opened(opened(by=AGENT), staff=[AGENT, ADMIN])
+
+    assert [n.command.to for n in assigned] == ["carla@example.com"]
+    assert [n.command.to for n in by_agent] == ["carla@example.com", "ada@example.com"]

@@ -64,6 +64,20 @@ async def migrate_schema(
     ident = sql.Identifier(schema)
     latest = migrations[-1].version if migrations else 0
     try:
+        # Up to date: return without DDL, so a service's own login role (no CREATE on the
+        # database, see ``insightdesk.shared.roles``) can start; the migrate step migrates.
+        async with conn.transaction():
+            cur = await conn.execute(
+                "SELECT to_regclass(format('%%I.version', %s::text)) IS NOT NULL", (schema,)
+            )
+            row = await cur.fetchone()
+            if row and row[0]:
+                cur = await conn.execute(
+                    sql.SQL("SELECT COALESCE(max(version), 0) FROM {}.version").format(ident)
+                )
+                row = await cur.fetchone()
+                if row and int(row[0]) == latest:
+                    return latest
         async with conn.transaction():
             await conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",

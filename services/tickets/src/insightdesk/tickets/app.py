@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry
@@ -55,6 +56,20 @@ async def api_process(settings: TicketsSettings, ctx: ProcessContext) -> AsyncIt
         health=ctx.health,
         registry=ctx.registry,
     )
+
+
+def bootstrap_served(settings: TicketsSettings) -> bool:
+    """Whether ``POST /organizations`` is served: in development always (when allowed);
+    elsewhere only with a real operator token (a placeholder stops the start)."""
+    if not settings.allow_bootstrap:
+        return False
+    if settings.environment == "development":
+        return True
+    if settings.operator_token is None:
+        log.warning("POST /organizations is off: set TICKETS_OPERATOR_TOKEN to serve it")
+        return False
+    settings.check_secret("TICKETS_OPERATOR_TOKEN", settings.operator_token)
+    return True
 
 
 def create_app(
@@ -114,18 +129,13 @@ def create_app(
             if owns_provider:
                 provider.shutdown()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with their assets from the package, no CDN
         title="InsightDesk tickets", version=VERSION, description=DESCRIPTION, lifespan=lifespan
     )
     app.state.runtime = runtime
     install_problem_handlers(app)
     app.include_router(operations.router)
-    if settings.allow_bootstrap:
-        if settings.environment == "production":
-            log.warning(
-                "POST /organizations (unauthenticated bootstrap) is enabled in production; "
-                "set TICKETS_ALLOW_BOOTSTRAP=false once the organizations exist"
-            )
+    if bootstrap_served(settings):
         app.include_router(accounts.bootstrap)
     app.include_router(accounts.users)
     app.include_router(accounts.organizations)

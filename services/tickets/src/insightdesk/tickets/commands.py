@@ -3,34 +3,100 @@
 Unknown fields are refused (a typo is a 422, not a silently ignored field); strings are
 stripped; e-mail addresses are lower-cased and must be deliverable-looking, since the
 notification e-mails are addressed to them.
+
+Text is checked before it reaches PostgreSQL or a mail header: one-line fields (names,
+subjects, addresses) refuse every control character (Unicode ``Cc``, e.g. NUL, BEL, ESC, CR, LF)
+and bodies allow only tab, CR and LF; no field takes a lone surrogate (which no database or
+encoder can store). Addresses are checked by ``email-validator`` (pydantic's ``EmailStr``: dot
+and hyphen placement, label lengths, characters, unsafe Unicode such as zero-width spaces) plus
+RFC 5321's 64-octet local part, which that validator leaves to the server.
 """
 
 from __future__ import annotations
 
-import re
+import unicodedata
 import uuid
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
+from pydantic_core import PydanticCustomError
 
 from insightdesk.shared.contracts import Role, TicketPriority, TicketStatus
 
-_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+BODY_CONTROLS = frozenset("\t\r\n")
+LOCAL_PART_MAX = 64
+PAGE_OFFSET_MAX = 1_000_000
 
 
-def _email(value: str) -> str:
-    if len(value) > 254 or not _EMAIL.fullmatch(value):
-        raise ValueError("must be an e-mail address such as ada@example.com")
+def check_text(value: str, allowed: frozenset[str] = frozenset()) -> str:
+    """``value`` unless it holds a lone surrogate or a control character not in ``allowed``."""
+    for position, char in enumerate(value):
+        category = unicodedata.category(char)
+        if category == "Cs":
+            raise PydanticCustomError(
+                "lone_surrogate",
+                "must be valid Unicode text (a lone surrogate U+{codepoint} at position "
+                "{position})",
+                {"codepoint": f"{ord(char):04X}", "position": position},
+            )
+        if category == "Cc" and char not in allowed:
+            raise PydanticCustomError(
+                "control_character",
+                "must not contain control characters (U+{codepoint} at position {position})",
+                {"codepoint": f"{ord(char):04X}", "position": position},
+            )
     return value
 
 
-Email = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_lower=True), AfterValidator(_email)
+def _one_line(value: object) -> object:
+    return check_text(value) if isinstance(value, str) else value
+
+
+def _multi_line(value: object) -> object:
+    return check_text(value, BODY_CONTROLS) if isinstance(value, str) else value
+
+
+def _email_input(value: object) -> object:
+    return check_text(value).strip() if isinstance(value, str) else value
+
+
+def _email(value: str) -> str:
+    local = value.rpartition("@")[0]
+    if len(local.encode()) > LOCAL_PART_MAX:
+        raise PydanticCustomError(
+            "value_error",
+            "value is not a valid email address: the part before the @-sign is longer than "
+            "{limit} octets",
+            {"limit": LOCAL_PART_MAX},
+        )
+    return value.lower()
+
+
+Email = Annotated[EmailStr, AfterValidator(_email), BeforeValidator(_email_input)]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    BeforeValidator(_one_line),
 ]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=250)]
-Body = Annotated[str, StringConstraints(min_length=1, max_length=20_000, pattern=r"\S")]
+Subject = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=250),
+    BeforeValidator(_one_line),
+]
+Body = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=20_000, pattern=r"\S"),
+    BeforeValidator(_multi_line),
+]
 
 
 class Command(BaseModel):
@@ -95,7 +161,11 @@ class CreateTicket(Command):
     """Open a ticket. Customers open their own; agents and admins name the customer."""
 
     subject: Subject
-    priority: TicketPriority = TicketPriority.NORMAL
+    priority: TicketPriority = Field(
+        default=TicketPriority.NORMAL,
+        description="Set by staff; a customer's ticket always starts `normal` (another value "
+        "from a customer is refused with 403: staff triage priority).",
+    )
     customer_id: uuid.UUID | None = Field(
         default=None, description="Required when an agent or admin opens the ticket."
     )
@@ -131,4 +201,4 @@ class TicketFilter(Command):
     """Only tickets with a breached SLA target, or with one past its warning threshold and
     not breached (as the SLA service last reported)."""
     limit: int = Field(default=50, ge=1, le=200)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=PAGE_OFFSET_MAX)

@@ -19,8 +19,10 @@ from insightdesk.shared.queue import QueueClient, QueueOptions
 from insightdesk.shared.service import migrate_service
 from insightdesk.tickets.export_outcomes import declare_export_queue
 from insightdesk.tickets.models import SCHEMA
+from insightdesk.tickets.notifications import FLUSH_QUEUE
 from insightdesk.tickets.settings import TicketsSettings
 from insightdesk.tickets.sla_consumers import declare_sla_queues
+from insightdesk.tickets.subscribers import FLUSH_QUEUE_OPTIONS
 
 SENDS_TO = (SendEmail.queue, ExportReport.queue)
 """Queues this service sends commands to; ``migrate`` and start-up make sure they exist."""
@@ -78,3 +80,4 @@ async def declare_queues(client: QueueClient) -> None:
     await client.subscribe(CLEANUP_EVENT, MAINTENANCE_QUEUE)
     await declare_export_queue(client)
     await declare_sla_queues(client)
+    await client.create_queue(FLUSH_QUEUE, FLUSH_QUEUE_OPTIONS)  # the worker's notification windows

@@ -20,6 +20,7 @@ from insightdesk.shared.contracts import (
     TicketClosed,
     TicketCreated,
     TicketMessageAdded,
+    TicketPriority,
     TicketPriorityChanged,
     TicketStatus,
     TicketStatusChanged,
@@ -35,9 +36,16 @@ from insightdesk.tickets.commands import (
 )
 from insightdesk.tickets.errors import Forbidden, InvalidInput, NotFound
 from insightdesk.tickets.models import Message, Ticket
+from insightdesk.tickets.notifications import (
+    FlushNotifications,
+    Notification,
+    digest_email,
+    flush_key,
+    on_ticket_opened,
+)
 from insightdesk.tickets.permissions import STAFF, Actor, require_staff, require_status_allowed
 from insightdesk.tickets.ports import Outbox, emit
-from insightdesk.tickets.repository import MessageView, TicketRepository, TicketView
+from insightdesk.tickets.repository import MessageView, TicketRepository, TicketView, user_ref
 from insightdesk.tickets.status import (
     StatusChange,
     reopened_by_customer_reply,
@@ -101,9 +109,13 @@ async def create_ticket(
 ) -> TicketView:
     """Open a ticket (customers for themselves, staff for a customer of the organization).
 
+    Priority is staff's to set (as with ``change_priority``): a customer's ticket starts
+    ``normal`` and a customer asking for another priority is refused.
     An opening ``body`` becomes the ticket's first message (not a reply, so never the first
     response) and is published as ``ticket.message_added`` after ``ticket.created``.
     """
+    if not actor.is_staff and command.priority is not TicketPriority.NORMAL:
+        raise Forbidden("only an agent or admin may set a ticket's priority")
     customer_id = await _customer_for(command, actor=actor, repo=repo)
     ticket = Ticket(
         id=uuid.uuid4(),
@@ -121,10 +133,13 @@ async def create_ticket(
     if command.body is not None:
         message = await _post(ticket, command.body, actor=actor, repo=repo, now=now)
     view = await repo.view(ticket)
-    await emit(
-        TicketCreated(occurred_at=now, ticket=view.snapshot(), created_by=actor.ref),
-        outbox=outbox,
-    )
+    created = TicketCreated(occurred_at=now, ticket=view.snapshot(), created_by=actor.ref)
+    await emit(created, outbox=outbox)
+    staff = await repo.staff(actor.organization_id) if view.assignee is None else []
+    for notification in on_ticket_opened(
+        created, staff=staff, body=command.body, base_url=outbox.public_base_url
+    ):
+        await outbox.send(notification)
     if message is not None:
         await _message_added(view, message, first_response=False, repo=repo, outbox=outbox)
     return view
@@ -357,3 +372,30 @@ async def change_priority(
     )
     await emit(event, outbox=outbox)
     return view
+
+
+async def flush_notifications(
+    command: FlushNotifications, *, repo: TicketRepository, outbox: Outbox
+) -> int:
+    """The window of (ticket, recipient) closed: mail every held update in ONE e-mail and drop
+    them, in the caller's transaction. Returns how many updates the mail carries (0: an earlier
+    flush took them already)."""
+    await repo.lock_notifications(flush_key(command.ticket_id, command.recipient_id))
+    rows = await repo.pending_notifications(command.ticket_id, command.recipient_id)
+    if not rows:
+        return 0
+    found = await repo.ticket_and_user(command.ticket_id, command.recipient_id)
+    await repo.drop_notifications([row.id for row in rows if row.id is not None])
+    if found is None:  # deleted meanwhile (the rows would have gone with it)
+        return 0
+    ticket, user = found
+    email = digest_email(
+        ticket_id=ticket.id,
+        subject=ticket.subject,
+        status=ticket.status.value,
+        recipient=user_ref(user),
+        items=[(row.id or 0, row.item) for row in rows],
+        base_url=outbox.public_base_url,
+    )
+    await outbox.send(Notification(email))
+    return len(rows)

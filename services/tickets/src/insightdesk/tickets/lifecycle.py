@@ -91,6 +91,7 @@ async def auto_close(
                     _localised(notification, c.locale)
                     for c, event in zip(closed, events, strict=True)
                     for notification in notifications_for(event)
+                    if isinstance(notification, Notification)  # a closing mails at once
                 ]
             )
         batches += 1
@@ -127,4 +128,4 @@ async def archive_closed(
 
 def _localised(notification: Notification, locale: str) -> Notification:
     command = notification.command.model_copy(update={"locale": locale})
-    return Notification(command, notification.dedupe_key, notification.dedupe_seconds)
+    return Notification(command)

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, Text, TypeDecorator
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from insightdesk.shared.contracts import Role, TicketPriority, TicketStatus
@@ -108,3 +109,17 @@ class Participant(SQLModel, table=True):
     user_id: uuid.UUID = Field(primary_key=True, foreign_key=f"{SCHEMA}.users.id")
     organization_id: uuid.UUID
     added_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class PendingNotification(SQLModel, table=True):
+    """A ticket update not yet mailed to ``recipient_id`` (see ``notifications``)."""
+
+    __tablename__ = "pending_notifications"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: uuid.UUID
+    ticket_id: uuid.UUID = Field(foreign_key=f"{SCHEMA}.tickets.id")
+    recipient_id: uuid.UUID = Field(foreign_key=f"{SCHEMA}.users.id")
+    item: dict[str, Any] = Field(sa_type=JSONB)
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))

@@ -9,19 +9,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, exists
+from sqlalchemy import delete, exists, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from insightdesk.shared.contracts import TicketSnapshot, UserRef
+from insightdesk.shared.contracts import Role, TicketSnapshot, UserRef
 from insightdesk.tickets.commands import TicketFilter
 from insightdesk.tickets.errors import Conflict
-from insightdesk.tickets.models import Message, Organization, Participant, Ticket, User
+from insightdesk.tickets.models import (
+    Message,
+    Organization,
+    Participant,
+    PendingNotification,
+    Ticket,
+    User,
+)
 from insightdesk.tickets.sla_models import TicketSlaRow
 
 EMAIL_PER_ORG = "users_email_per_org"
+
+
+LOCK_KEY = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
+async def lock_key(session: AsyncSession, key: str) -> None:
+    """A transaction-scoped advisory lock on ``key`` (released at commit or rollback)."""
+    connection = await session.connection()  # the session's own transaction
+    await connection.execute(LOCK_KEY, {"key": key})
 
 
 def user_ref(user: User) -> UserRef:
@@ -100,6 +116,56 @@ class TicketRepository:
             select(User).where(User.organization_id == organization_id, User.id == user_id)
         )
         return result.first()
+
+    async def staff(self, organization_id: uuid.UUID) -> list[UserRef]:
+        """The organization's agents and admins."""
+        result = await self.session.exec(
+            select(User)
+            .where(
+                User.organization_id == organization_id,
+                col(User.role).in_([Role.AGENT, Role.ADMIN]),
+            )
+            .order_by(col(User.created_at))
+        )
+        return [user_ref(u) for u in result.all()]
+
+    # ------------------------------------------------------------------ held notifications
+
+    async def lock_notifications(self, key: str) -> None:
+        await lock_key(self.session, key)
+
+    async def pending_notifications(
+        self, ticket_id: uuid.UUID, recipient_id: uuid.UUID
+    ) -> list[PendingNotification]:
+        result = await self.session.exec(
+            select(PendingNotification)
+            .where(
+                PendingNotification.ticket_id == ticket_id,
+                PendingNotification.recipient_id == recipient_id,
+            )
+            .order_by(col(PendingNotification.id))
+        )
+        return list(result.all())
+
+    async def drop_notifications(self, ids: Sequence[int]) -> None:
+        connection = await self.session.connection()
+        await connection.execute(
+            delete(PendingNotification).where(col(PendingNotification.id).in_(ids))
+        )
+
+    async def ticket_and_user(
+        self, ticket_id: uuid.UUID, user_id: uuid.UUID
+    ) -> tuple[Ticket, User] | None:
+        """A ticket and a user of its organization, by id alone (for the flush job)."""
+        result = await self.session.exec(
+            select(Ticket, User).where(
+                Ticket.id == ticket_id,
+                User.id == user_id,
+                User.organization_id == Ticket.organization_id,
+            )
+        )
+        row = result.first()
+        return None if row is None else (row[0], row[1])
 
     # ------------------------------------------------------------------ tickets
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from insightdesk.shared.settings import ServiceSettings
@@ -15,8 +15,20 @@ class TicketsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TICKETS_", extra="ignore", frozen=True)
 
     allow_bootstrap: bool = True
-    """``POST /organizations`` (unauthenticated: creates an organization and its first admin).
-    Set ``TICKETS_ALLOW_BOOTSTRAP=false`` on a public deployment once the tenants exist."""
+    """``POST /organizations`` (creates an organization and its first admin). Outside
+    development it needs ``operator_token``; set ``TICKETS_ALLOW_BOOTSTRAP=false`` to switch it
+    off altogether once the tenants exist."""
+    operator_token: SecretStr | None = None
+    """``TICKETS_OPERATOR_TOKEN``: outside development ``POST /organizations`` requires
+    ``Authorization: Bearer <operator token>``; without one the route is not served there.
+    Placeholder values are refused at start-up."""
+
+    notify_window_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    """Ticket updates to one recipient are collected this long from the first one, then mailed
+    together (``TICKETS_NOTIFY_WINDOW_SECONDS``)."""
+    public_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+    """Where ticket links in mails point: ``<url>/tickets/<id>`` (``TICKETS_PUBLIC_BASE_URL``);
+    unset: mails carry no link."""
 
     db_pool_size: int = Field(default=10, ge=1, le=200)
     """Connections of the SQLAlchemy engine (one per in-flight request)."""

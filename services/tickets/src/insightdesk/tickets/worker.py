@@ -5,6 +5,9 @@
   :func:`~insightdesk.tickets.lifecycle.auto_close`;
 * queue ``tickets-maintenance``, subscribed to ``maintenance.cleanup_requested``:
   :func:`~insightdesk.tickets.lifecycle.archive_closed`;
+* queue ``ticket-notifications`` (one job per (ticket, recipient) notification window):
+  :func:`~insightdesk.tickets.subscribers.subscribe_notification_flush` mails what the window
+  collected;
 * queues ``tickets.sla-targets`` (``sla.clock_changed``) and ``tickets.sla-alerts``
   (``sla.warning``, ``sla.breached``): :mod:`insightdesk.tickets.sla_consumers`.
 
@@ -48,6 +51,7 @@ from insightdesk.tickets.lifecycle import archive_closed, auto_close
 from insightdesk.tickets.lifecycle_store import PgLifecycleStore
 from insightdesk.tickets.settings import TicketsSettings
 from insightdesk.tickets.sla_consumers import register_sla_consumers
+from insightdesk.tickets.subscribers import subscribe_notification_flush
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +83,14 @@ def build_worker_broker(
             PgPrometheusMiddleware(registry=ctx.registry, app_name="tickets-worker"),
         ],
         description=(
-            "InsightDesk tickets worker: auto-close, cleanup, SLA targets and alerts, "
-            "export outcomes"
+            "InsightDesk tickets worker: auto-close, cleanup, notification windows, SLA "
+            "targets and alerts, export outcomes"
         ),
     )
     store = PgLifecycleStore(store_pool, broker)
     if sessions is not None:
         register_sla_consumers(broker, sessions)
+        subscribe_notification_flush(broker, sessions=sessions, settings=settings)
 
     @broker.subscriber(ACTIONS_QUEUE, concurrency=1, policy=ACTIONS_OPTIONS, title="ticket-actions")
     async def ticket_action(body: TicketAction) -> dict[str, object]:

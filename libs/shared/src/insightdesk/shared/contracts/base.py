@@ -9,19 +9,11 @@ consumers need into the message (event-carried state).
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, ClassVar
+from typing import ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("datetimes in contracts must be timezone-aware")
-    return value
-
-
-AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+__all__ = ["AwareDatetime", "Command", "Contract", "Event"]  # AwareDatetime: pydantic's own
 
 
 class Contract(BaseModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from insightdesk.shared.contracts.base import Command, Contract
 from insightdesk.shared.contracts.reports import (
@@ -118,6 +118,47 @@ class TicketAssignedContext(Contract):
     ticket_url: str | None = None
 
 
+class TicketUpdateItem(BaseModel):
+    """One update folded into a ``ticket-update`` mail: a message, a status change or an
+    assignment (``kind``), with who did it and when (UTC); part of its context's contract."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    at: str
+    by_name: str
+    body: str | None = None
+    old_status: str | None = None
+    new_status: str | None = None
+
+
+class TicketUpdateContext(Contract):
+    """``ticket-update``: everything that happened on a ticket since the recipient's last mail
+    about it, in order (every message; ``status`` is the latest)."""
+
+    recipient_name: str
+    ticket_id: str
+    ticket_subject: str
+    status: str
+    updates: list[TicketUpdateItem]
+    ticket_url: str | None = None
+
+
+class TicketOpenedContext(Contract):
+    """``ticket-opened``: a ticket was opened: the customer's confirmation
+    (``for_customer``), or a notice to the organization's staff while it is unassigned."""
+
+    recipient_name: str
+    ticket_id: str
+    ticket_subject: str
+    customer_name: str
+    opened_by_name: str
+    ticket_priority: str
+    for_customer: bool
+    body: str | None = None
+    ticket_url: str | None = None
+
+
 class SlaWarningContext(Contract):
     """``sla-warning``: a ticket's SLA target is close to its deadline."""
 
@@ -157,6 +198,8 @@ class TicketClosedContext(Contract):
 
 
 TEMPLATE_CONTEXTS: dict[str, type[Contract]] = {
+    "ticket-update": TicketUpdateContext,
+    "ticket-opened": TicketOpenedContext,
     "welcome": WelcomeContext,
     "ticket-new-message": TicketNewMessageContext,
     "ticket-status-change": TicketStatusChangeContext,

@@ -1,5 +1,6 @@
-"""``insightdesk-queue``: run a short demo of the engine, migrate, show stats, run maintenance;
-operator commands (jobs, queues, workers, console) live in :mod:`.operator_cli`.
+"""``insightdesk-queue demo|migrate|stats|maintain``: a subcommand is required (``demo`` runs a
+short demo of the engine; the others migrate, show stats, run maintenance once); operator
+commands (jobs, queues, workers, console) live in :mod:`.operator_cli`.
 
 The database is ``DATABASE_URL`` when set; otherwise an embedded PostgreSQL is started in
 ``.local/postgres`` (pgserver) so the demo runs on a machine with no PostgreSQL installed.

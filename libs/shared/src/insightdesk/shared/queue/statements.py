@@ -73,7 +73,7 @@ def _render(text: str, schema: str, fragments: dict[str, sql.Composable] | None 
 
 
 class Statements:
-    """Named statements rendered for one schema; attribute access is a dict lookup."""
+    """Named statements rendered for one schema, looked up by name: ``statements[name]``."""
 
     __slots__ = ("_by_name", "schema")
 

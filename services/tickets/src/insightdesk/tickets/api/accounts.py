@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import hmac
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
+from fastapi.security import HTTPAuthorizationCredentials
 
 from insightdesk.tickets import accounts
-from insightdesk.tickets.api.dependencies import Caller, Unit
+from insightdesk.tickets.api.dependencies import Caller, Runtime, Unit, bearer, get_runtime
 from insightdesk.tickets.api.schemas import (
     OrganizationCreated,
     OrganizationOut,
@@ -16,14 +18,35 @@ from insightdesk.tickets.api.schemas import (
     UserOut,
 )
 from insightdesk.tickets.commands import CreateOrganization, CreateUser, UpdateOrganization
-from insightdesk.tickets.errors import NotFound
+from insightdesk.tickets.errors import NotAuthenticated, NotFound
 
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "No or unknown API token"},
     403: {"model": Problem, "description": "The caller's role does not allow this"},
 }
 
-bootstrap = APIRouter(tags=["organizations"])
+
+async def require_operator(
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """Outside development, creating an organization takes the operator token."""
+    settings = runtime.settings
+    if settings.environment == "development":
+        return
+    expected = settings.operator_token
+    given = credentials.credentials if credentials else ""
+    if expected is None or not hmac.compare_digest(
+        given.encode(), expected.get_secret_value().encode()
+    ):
+        raise NotAuthenticated("creating an organization needs the operator token")
+
+
+bootstrap = APIRouter(
+    tags=["organizations"],
+    dependencies=[Depends(require_operator)],
+    responses={401: {"model": Problem, "description": "No or wrong operator token"}},
+)
 users = APIRouter(tags=["users"], responses=AUTH_ERRORS)
 organizations = APIRouter(tags=["organizations"], responses=AUTH_ERRORS)
 
@@ -55,11 +78,14 @@ async def update_organization(
 @bootstrap.post(
     "/organizations",
     status_code=status.HTTP_201_CREATED,
-    summary="Create an organization and its first admin (bootstrap, unauthenticated)",
+    summary="Create an organization and its first admin (bootstrap; operator token outside "
+    "development)",
 )
 async def create_organization(body: CreateOrganization, unit: Unit) -> OrganizationCreated:
     """Creates a tenant with its first admin and returns the admin's API token — the only time
-    it is shown. Disabled (404) when ``TICKETS_ALLOW_BOOTSTRAP=false``."""
+    it is shown. Outside development the caller sends ``Authorization: Bearer <operator
+    token>`` (``TICKETS_OPERATOR_TOKEN``); not served (404) when ``TICKETS_ALLOW_BOOTSTRAP=false``
+    or, outside development, when no operator token is configured."""
     registration = await accounts.create_organization(
         body, repo=unit.repo, outbox=unit.outbox, now=unit.now
     )

@@ -62,7 +62,12 @@ async def get_unit(
         yield UnitOfWork(
             session,
             TicketRepository(session),
-            BrokerOutbox(runtime.broker, session),
+            BrokerOutbox(
+                runtime.broker,
+                session,
+                window_seconds=runtime.settings.notify_window_seconds,
+                public_base_url=runtime.settings.public_base_url,
+            ),
             runtime.clock.now(),
         )
 

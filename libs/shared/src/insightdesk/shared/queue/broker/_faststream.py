@@ -7,6 +7,8 @@ module, so an upgrade of FastStream (pinned ``>=0.7.8,<0.8``) is checked in one 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from faststream._internal.basic_types import LoggerProto, SendableMessage
 from faststream._internal.broker import BrokerUsecase
 from faststream._internal.broker.registrator import Registrator
@@ -42,6 +44,16 @@ from faststream._internal.types import (
     PublisherMiddleware,
 )
 
+if TYPE_CHECKING:
+    from faststream._internal.fastapi import StreamRouter
+    from faststream._internal.fastapi.context import Context as FastAPIContext
+else:  # the FastAPI integration needs fastapi (``insightdesk-shared[fastapi]``)
+    try:
+        from faststream._internal.fastapi import StreamRouter
+        from faststream._internal.fastapi.context import Context as FastAPIContext
+    except ImportError:
+        StreamRouter = FastAPIContext = None
+
 __all__ = [
     "EMPTY",
     "ArgsContainer",
@@ -58,6 +70,7 @@ __all__ = [
     "DefaultLoggerStorage",
     "EnterType",
     "FakePublisher",
+    "FastAPIContext",
     "FastDependsConfig",
     "LoggerProto",
     "ParserComposition",
@@ -70,6 +83,7 @@ __all__ = [
     "PublisherUsecaseConfig",
     "Registrator",
     "SendableMessage",
+    "StreamRouter",
     "SubscriberRoute",
     "SubscriberSpecification",
     "SubscriberSpecificationConfig",

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from fast_depends import Provider, dependency_provider
+from faststream.message import gen_cor_id
 from faststream.middlewares import AckPolicy
 from faststream.response import PublishType
 from faststream.specification.schema import BrokerSpec
@@ -83,6 +84,7 @@ class PgBroker(PgRegistrator, BrokerUsecase[JobDelivery, QueueClient, PgBrokerCo
         queue_metrics: QueueMetrics | None = None,
         graceful_timeout: float | None = 15.0,
         # FastStream arguments
+        id_generator: Callable[[], str] = gen_cor_id,
         decoder: CustomCallable | None = None,
         parser: CustomCallable | None = None,
         codec: CodecProto | None = None,
@@ -132,6 +134,7 @@ class PgBroker(PgRegistrator, BrokerUsecase[JobDelivery, QueueClient, PgBrokerCo
                 broker_dependencies=dependencies,
                 graceful_timeout=graceful_timeout,
                 ack_policy=ack_policy,
+                id_generator=id_generator,
                 extra_context={"broker": self},
             ),
             specification=BrokerSpec(

@@ -20,16 +20,21 @@ from faststream.exceptions import NackMessage
 from faststream.message import StreamMessage, decode_message
 
 from insightdesk.shared.queue.broker.bodies import (
-    CONTENT_TYPE,
     CORRELATION_ID,
     REPLY_TO,
+    REQUEST,
+    content_type,
     from_stored,
+    reply_output,
     stored_bytes,
+    to_output,
 )
 from insightdesk.shared.queue.jobs import Job
 from insightdesk.shared.queue.outcomes import Reject
 
 if TYPE_CHECKING:
+    from faststream.response import Response
+
     from insightdesk.shared.queue.client import QueueClient
 
 log = logging.getLogger(__name__)
@@ -158,6 +163,18 @@ async def settle_pulled(delivery: PulledJob | PulledBatch) -> None:
         )
 
 
+def job_output(delivery: JobDelivery, response: Response | None) -> Any:
+    """What the engine stores as a handled job's output: the handler's return value; for a
+    ``request()`` the reply with its headers and correlation id (see ``bodies.reply_output``)."""
+    if response is None:
+        return None
+    headers = delivery.job.headers
+    if isinstance(delivery, JobBatch) or not (headers and headers.get(REQUEST)):
+        return to_output(response.body)
+    reply_headers = {**response.headers, CORRELATION_ID: response.correlation_id}
+    return reply_output(response.body, reply_headers)
+
+
 _STORED: Any = object()
 """Marks a message whose body still is the job's stored data (bytes are made only on demand)."""
 
@@ -277,13 +294,17 @@ class PgParser:
         message_id = str(job.id)
         if not headers:  # a job sent by the bare engine
             return PgMessage(
-                raw_message=delivery, body=_STORED, correlation_id=message_id, message_id=message_id
+                raw_message=delivery,
+                body=_STORED,
+                content_type=content_type(job.data, headers),
+                correlation_id=message_id,
+                message_id=message_id,
             )
         return PgMessage(
             raw_message=delivery,
             body=_STORED,
             headers=headers,
-            content_type=headers.get(CONTENT_TYPE),
+            content_type=content_type(job.data, headers),
             correlation_id=headers.get(CORRELATION_ID) or message_id,
             reply_to=headers.get(REPLY_TO) or "",
             message_id=message_id,
@@ -313,7 +334,7 @@ class PgBatchParser:
             body=_STORED,
             headers=headers,
             batch_headers=[job.headers or {} for job in delivery.jobs],
-            content_type=headers.get(CONTENT_TYPE),
+            content_type=content_type(first.data, headers),
             correlation_id=headers.get(CORRELATION_ID) or message_id,
             reply_to=headers.get(REPLY_TO) or "",
             message_id=message_id,

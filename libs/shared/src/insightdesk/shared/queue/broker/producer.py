@@ -18,6 +18,7 @@ from insightdesk.shared.queue.broker._faststream import (
     ParserComposition,
     ProducerProto,
 )
+from insightdesk.shared.queue.broker.bodies import REQUEST, from_reply
 from insightdesk.shared.queue.broker.command import (
     PgPublishCommand,
     encode_body,
@@ -32,13 +33,15 @@ REQUEST_TIMEOUT = 30.0
 
 
 def output_delivery(info: JobInfo) -> JobDelivery:
-    """A finished job's output as a delivery, so a request's answer parses like any message."""
+    """A finished job's output as a delivery, so a request's answer parses like any message:
+    the reply's body, with the headers and correlation id the handler's reply carried."""
+    data, headers = from_reply(info.output)
     job = Job(
         info.id,
         info.name,
         uuid.UUID(int=0),
-        info.output,
-        {},
+        data,
+        headers,
         info.retry_count,
         info.retry_limit,
         info.expire_in,
@@ -98,6 +101,7 @@ class PgProducer(ProducerProto[PgPublishCommand]):
         """Send a job and wait until it is done; the answer is the job's stored output."""
         if cmd.event is not None or cmd.conn is not None:
             raise QueueError("request() sends one job on its own connection; no event or conn")
+        cmd.add_headers({REQUEST: "1"})
         job_id = await self.publish(cmd)
         if not isinstance(job_id, uuid.UUID):
             raise QueueError(f"request to {cmd.destination!r} was rejected by the queue policy")

@@ -11,6 +11,7 @@ from insightdesk.shared.errors import InvalidArgument
 from insightdesk.shared.queue.broker._faststream import (
     EMPTY,
     CallsCollection,
+    CodecProto,
     CustomCallable,
     Registrator,
 )
@@ -57,6 +58,7 @@ class PgRegistrator(Registrator[JobDelivery, PgBrokerConfig]):
         dependencies: Sequence[Dependant] = (),
         parser: CustomCallable | None = None,
         decoder: CustomCallable | None = None,
+        codec: CodecProto | None = None,
         persistent: bool = True,
         # AsyncAPI
         title: str | None = None,
@@ -73,6 +75,8 @@ class PgRegistrator(Registrator[JobDelivery, PgBrokerConfig]):
         ``prefetch``: claimed jobs (with ``batch``: claimed lists) held beyond ``concurrency``
         so the next claim overlaps the running handlers (see
         :class:`insightdesk.shared.queue.worker.Worker`).
+        ``codec``: decodes this subscriber's messages (FastStream's ``CodecProto``; it replaces
+        ``decoder``, and the broker's codec).
         ``policy``: the queue's definition (:class:`QueueOptions`, or a :class:`QueuePolicy`
         with default options), applied at start; without it the queue is created with
         defaults if it does not exist, and left as it is otherwise.
@@ -121,6 +125,7 @@ class PgRegistrator(Registrator[JobDelivery, PgBrokerConfig]):
             parser_=parser or self._parser,
             decoder_=decoder or self._decoder,
             dependencies_=dependencies,
+            codec_=codec,
         )
 
     def publisher(  # type: ignore[override]

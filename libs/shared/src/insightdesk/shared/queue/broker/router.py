@@ -12,6 +12,7 @@ from insightdesk.shared.queue.broker._faststream import (
     ArgsContainer,
     BrokerMiddleware,
     BrokerRouter,
+    CodecProto,
     CustomCallable,
     SubscriberRoute,
 )
@@ -74,6 +75,7 @@ class PgRoute(SubscriberRoute):
         dependencies: Sequence[Dependant] = (),
         parser: CustomCallable | None = None,
         decoder: CustomCallable | None = None,
+        codec: CodecProto | None = None,
         persistent: bool = True,
         title: str | None = None,
         description: str | None = None,
@@ -95,6 +97,7 @@ class PgRoute(SubscriberRoute):
             dependencies=dependencies,
             parser=parser,
             decoder=decoder,
+            codec=codec,
             persistent=persistent,
             title=title,
             description=description,

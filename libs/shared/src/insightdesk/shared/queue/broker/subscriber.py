@@ -65,7 +65,6 @@ from insightdesk.shared.queue.broker._faststream import (
     SubscriberUsecase,
     process_msg,
 )
-from insightdesk.shared.queue.broker.bodies import to_output
 from insightdesk.shared.queue.broker.command import PgPublishCommand
 from insightdesk.shared.queue.broker.config import (
     PgBrokerConfig,
@@ -81,6 +80,7 @@ from insightdesk.shared.queue.broker.message import (
     PgParser,
     PulledBatch,
     PulledJob,
+    job_output,
 )
 from insightdesk.shared.queue.jobs import Job
 from insightdesk.shared.queue.outcomes import HandlerOutcome, Reject, RetryLater, Snooze
@@ -97,6 +97,11 @@ STOPPING_DELAY = 0.5
 
 PULL_BACKOFF = (0.02, 0.2)
 """First and longest pause (seconds) between claims while ``get_one`` waits on an empty queue."""
+
+
+class HandlersRegistered(IncorrectState, AssertionError):
+    """Pulling by hand from a subscriber that has handlers (an AssertionError, as FastStream's
+    brokers raise, and an ``IncorrectState``)."""
 
 
 class Nacked(Exception):  # the handler's verdict, recorded as the job's error
@@ -136,7 +141,7 @@ def settle(
         _decide(delivery, error, policy)
     decision = delivery.decision
     if decision is None or decision is Decision.ACK:
-        return None if response is None else to_output(response.body)
+        return job_output(delivery, response)
     if isinstance(error, HandlerException):
         error = None  # a verdict, not a failure: the job's error says what was decided
     if decision is Decision.REJECT:
@@ -326,8 +331,8 @@ class PgSubscriber(SubscriberUsecase[JobDelivery]):
     # ------------------------------------------------------------------ pulling by hand
 
     def _pull_client(self, what: str) -> QueueClient:
-        if self.calls:
-            raise IncorrectState(f"You can't use {what} if subscriber has registered handlers.")
+        if self.calls:  # FastStream's brokers assert this
+            raise HandlersRegistered(f"You can't use {what} if subscriber has registered handlers.")
         if not (self.running and self._outer_config.connected):
             raise IncorrectState(
                 f"{what} needs a started PgBroker (`await broker.start()`); "
