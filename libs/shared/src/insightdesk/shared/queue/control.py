@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from insightdesk.shared.errors import InvalidArgument, JobNotFound, QueueError, QueueNotFound
 from insightdesk.shared.queue.cron import load_zone, parse_cron
+from insightdesk.shared.queue.jobs import JobState
 from insightdesk.shared.queue.options import JobOptions, validate_name
 from insightdesk.shared.queue.scheduler import slot_job_id
 from insightdesk.shared.queue.search import (
@@ -196,6 +197,7 @@ class QueueControl:
         row = dict(rows[0])
         row["errors"] = row["errors"] or []
         row["trace_id"] = trace_id_of(row["headers"])
+        row["state"] = JobState(row["state"])
         return JobDetail(**row)
 
     async def act(self, action: str, ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from insightdesk.shared.errors import InvalidArgument
-from insightdesk.shared.queue.jobs import JobState
+from insightdesk.shared.queue.jobs import JobInfo, JobState
 from insightdesk.shared.queue.options import validate_name
 
 ALL_STATES: tuple[str, ...] = tuple(s.value for s in JobState)
@@ -127,35 +127,11 @@ class SearchPage:
 
 
 @dataclass(frozen=True, slots=True)
-class JobDetail:
-    """Everything stored about a job, including every failed attempt's error."""
+class JobDetail(JobInfo):
+    """Everything stored about a job (:class:`JobInfo`), plus its position in the table, every
+    failed attempt's error and the trace it was sent in."""
 
-    id: uuid.UUID
     seq: int
-    name: str
-    state: str
-    priority: int
-    data: Any
-    headers: dict[str, Any] | None
-    policy: str
-    retry_limit: int
-    retry_count: int
-    retry_delay: float
-    retry_backoff: bool
-    retry_delay_max: float | None
-    expire_in: float
-    heartbeat: float | None
-    delete_after: float
-    keep_until: datetime
-    start_after: datetime
-    singleton_key: str | None
-    singleton_on: datetime | None
-    dead_letter: str | None
-    created_on: datetime
-    started_on: datetime | None
-    heartbeat_on: datetime | None
-    completed_on: datetime | None
-    output: Any
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     trace_id: str | None = None
