@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import fields
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -35,19 +35,31 @@ if TYPE_CHECKING:
 
 
 _JOB_FIELDS = tuple(f.name for f in fields(Job))
+_HEADERS = _JOB_FIELDS.index("headers")
 
 
-def job_rows(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[Job]:
-    """Rows of a claim statement as :class:`Job` objects, by column name (columns that are not
-    fields of Job, such as the statement's own bookkeeping, are ignored)."""
+def job_picker(cursor: psycopg.AsyncCursor[Any]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """Pick the Job fields, in Job's order, out of a claim statement's row, by column name
+    (columns that are not fields of Job, such as the statement's own bookkeeping, are ignored)."""
     names = [c.name for c in cursor.description or ()]
     missing = [f for f in _JOB_FIELDS if f not in names]
     if missing:
         raise DatabaseError(f"claim statement lacks the Job columns {missing}")
-    pick = itemgetter(*(names.index(f) for f in _JOB_FIELDS))
+    return itemgetter(*(names.index(f) for f in _JOB_FIELDS))
 
+
+def job_rows(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[Job]:
+    """Rows of a claim statement as :class:`Job` objects (see :func:`job_picker`)."""
+    return _job_maker(job_picker(cursor))
+
+
+def _job_maker(pick: Callable[[Sequence[Any]], tuple[Any, ...]]) -> RowMaker[Job]:
     def make(values: Sequence[Any]) -> Job:
-        return Job(*pick(values))
+        fields = pick(values)
+        job = Job(*fields)
+        if fields[_HEADERS] is None:  # stored NULL: no headers (saves parsing '{}' per job)
+            job.headers = {}
+        return job
 
     return make
 
@@ -78,6 +90,8 @@ class PgClaimSession:
         self._conn = conn
         self._listen = listen
         self._notified: set[str] = set()
+        # a claim statement's columns never change: map them once per statement, not per call
+        self._makers: dict[str, RowMaker[Job]] = {}
         if listen:
             conn.add_notify_handler(self._on_notify)
 
@@ -86,6 +100,11 @@ class PgClaimSession:
         self._notified.add(note.payload)
 
     async def _start(self) -> None:
+        # The claim statements take their queues and limits as arrays, so a custom plan is never
+        # cheaper than the generic one; yet PostgreSQL's estimate for the generic plan (ten rows
+        # per unnest) makes it keep re-planning them on every execution, which cost more than the
+        # statement itself. The session's statements are all of that kind: plan them once.
+        await self._conn.execute("SET plan_cache_mode = force_generic_plan")
         if self._listen:
             await self._conn.execute(
                 sql.SQL("LISTEN {}").format(sql.Identifier(self._store.channel))
@@ -104,8 +123,8 @@ class PgClaimSession:
         jobs: list[Job] = []
         contended: set[str] = set()
         with self._store.wrapped("claim"):
-            cur = self._conn.cursor(row_factory=job_rows, binary=True)
             if done or plain:
+                cur = self._conn.cursor(row_factory=self._rows("fetch"), binary=True)
                 await cur.execute(
                     sqls["fetch"],
                     {
@@ -118,6 +137,8 @@ class PgClaimSession:
                     },
                 )
                 jobs = await cur.fetchall()
+            if keyed:
+                cur = self._conn.cursor(row_factory=self._rows("fetch_keyed"), binary=True)
             for w in keyed:
                 try:
                     await cur.execute(
@@ -135,6 +156,17 @@ class PgClaimSession:
                 except psycopg.errors.UniqueViolation:
                     contended.add(w.queue)  # raced another consumer for a key: try again soon
         return Claimed(jobs, frozenset(contended))
+
+    def _rows(self, statement: str) -> Callable[[psycopg.AsyncCursor[Any]], RowMaker[Job]]:
+        """A row factory for ``statement`` that maps its columns on first use only."""
+
+        def factory(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[Job]:
+            maker = self._makers.get(statement)
+            if maker is None:
+                maker = self._makers[statement] = job_rows(cursor)
+            return maker
+
+        return factory
 
     async def settle(self, failures: list[Failure], postponed: list[Postponed]) -> None:
         with self._store.wrapped("settle"):
@@ -204,8 +236,10 @@ async def open_session(store: PgStore, *, listen: bool) -> AsyncIterator[PgClaim
         await session._start()  # the factory finishing its own object
         yield session
     finally:
-        if listen and not conn.closed:
+        if not conn.closed:
             with contextlib.suppress(psycopg.Error):
-                await conn.execute("UNLISTEN *")
+                await conn.execute("RESET plan_cache_mode")
+                if listen:
+                    await conn.execute("UNLISTEN *")
         with contextlib.suppress(Exception):
             await pool.putconn(conn)

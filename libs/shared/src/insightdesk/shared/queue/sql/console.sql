@@ -124,17 +124,34 @@ AND (%(data)s::jsonb IS NULL OR j.data @> %(data)s::jsonb)
 
 -- name: search_jobs
 -- Jobs matching a filter, newest first, keyset-paginated on seq. For every (queue, state) pair
--- the filter allows, one backward scan of job_search reads at most %(limit)s rows, so a page
--- costs (queues x states) index probes whatever the size of the job table.
+-- the filter allows, one backward scan reads at most %(limit)s rows: of job_search_queued or
+-- job_search_finished (the branch's literal state range lets the planner use the partial
+-- index; the other branches find nothing at once), or of the few active jobs through
+-- job_active. A page costs (queues x states) index probes whatever the size of the job table.
 SELECT j.*
 FROM {schema}.queue q
 CROSS JOIN unnest(%(states)s::text[]) AS s(state)
 CROSS JOIN LATERAL (
-    SELECT {search_columns}
-    FROM {schema}.job j
-    WHERE j.name = q.name AND j.state = s.state::{schema}.job_state AND {search_filter}
-    ORDER BY j.seq DESC
-    LIMIT %(limit)s
+    (SELECT {search_columns}
+     FROM {schema}.job j
+     WHERE j.name = q.name AND j.state < 'active' AND j.state = s.state::{schema}.job_state
+       AND {search_filter}
+     ORDER BY j.seq DESC
+     LIMIT %(limit)s)
+    UNION ALL
+    (SELECT {search_columns}
+     FROM {schema}.job j
+     WHERE j.name = q.name AND j.state = 'active' AND j.state = s.state::{schema}.job_state
+       AND {search_filter}
+     ORDER BY j.seq DESC
+     LIMIT %(limit)s)
+    UNION ALL
+    (SELECT {search_columns}
+     FROM {schema}.job j
+     WHERE j.name = q.name AND j.state > 'active' AND j.state = s.state::{schema}.job_state
+       AND {search_filter}
+     ORDER BY j.seq DESC
+     LIMIT %(limit)s)
 ) j
 WHERE %(queues)s::text[] IS NULL OR q.name = ANY(%(queues)s::text[])
 ORDER BY j.seq DESC

@@ -9,7 +9,7 @@ waiting
 -- fragment: claimed_columns
 -- What a claim returns, named as the fields of the Job a handler receives (the store maps rows
 -- onto Job by these names and ignores any other column).
-j.id, j.name AS queue, j.lease, j.data, COALESCE(j.headers, '{{}}'::jsonb) AS headers,
+j.id, j.name AS queue, j.lease, j.data, j.headers,
 j.retry_count, j.retry_limit, j.expire_in, j.heartbeat, j.priority, j.singleton_key,
 j.created_on, j.start_after
 
