@@ -133,3 +133,31 @@ async def test_a_stale_lease_can_neither_fail_nor_complete(client: QueueClient) 
 
     assert await client.complete(fresh.id, fresh.lease, "done")
     assert (await client.get_job(job_id)).output == "done"
+
+
+async def test_the_claim_session_plans_once_and_hands_its_connection_back_as_it_was(
+    client: QueueClient,
+) -> None:
+    """The consumer's connection plans its claim statements generically (array parameters make
+    PostgreSQL otherwise re-plan them on every call); the setting must not leak into the pool."""
+    store = client.store
+
+    async def plan_mode(conn: object) -> str:
+        cur = await conn.execute("SHOW plan_cache_mode")  # type: ignore[attr-defined]
+        row = await cur.fetchone()
+        return str(row[0])
+
+    async with store.session(listen=True) as session:
+        assert await plan_mode(session._conn) == "force_generic_plan"
+        used = session._conn
+    async with client.pool.connection() as conn:
+        if conn is used:
+            assert await plan_mode(conn) == "auto"
+    # whichever connection the pool hands out, none keeps the session's setting
+    conns = [await client.pool.getconn() for _ in range(client.pool.max_size)]
+    try:
+        assert any(c is used for c in conns)
+        assert {await plan_mode(c) for c in conns} == {"auto"}
+    finally:
+        for c in conns:
+            await client.pool.putconn(c)
