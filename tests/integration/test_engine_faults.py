@@ -1,0 +1,65 @@
+"""Faults found under fault injection (issue 12 §4): bad input and bad outcomes are refused or
+contained per job, and a queue-policy collision on retry or snooze never blocks the schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from insightdesk.shared.errors import InvalidArgument
+from insightdesk.shared.queue import JobOptions, NewJob, QueueClient, QueueOptions
+from insightdesk.shared.queue.broker import PgBroker
+
+
+async def _job_count(client: QueueClient) -> int:
+    async with client.pool.connection() as conn:
+        cur = await conn.execute("SELECT count(*) FROM queue.job")
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_a_send_with_an_out_of_range_duration_is_refused_and_inserts_nothing(
+    client: QueueClient,
+) -> None:
+    await client.create_queue("q")
+    for name in ("retry_delay", "expire_in", "heartbeat", "delete_after", "start_after"):
+        with pytest.raises(InvalidArgument, match=name.removesuffix("_after")):
+            await client.send("q", {}, JobOptions(**{name: 1e13}))  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="retention"):
+        await client.create_queue("q", QueueOptions(retention=1e13))
+    assert await _job_count(client) == 0
+    assert (await client.get_queue("q")).options.retention == QueueOptions().retention
+    # crash recovery still runs over the schema
+    assert await client.store.recover(default_heartbeat=15.0, limit=100) == []
+
+
+async def test_a_lone_surrogate_is_refused_at_every_send_and_inserts_nothing(
+    client: QueueClient, db_dsn: str
+) -> None:
+    await client.create_queue("q")
+    await client.subscribe("evt", "q")
+    bad: dict[str, Any] = {"a": "\ud800"}
+    calls = [
+        lambda: client.send("q", bad),
+        lambda: client.send("q", {}, JobOptions(headers=bad)),
+        lambda: client.send_many("q", [{"ok": 1}, bad]),
+        lambda: client.send_many("q", [NewJob({}, JobOptions(headers=bad))]),
+        lambda: client.send_many("q", [{}], JobOptions(headers=bad)),
+        lambda: client.publish("evt", bad),
+        lambda: client.publish("evt", {}, JobOptions(headers=bad)),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidArgument, match="surrogate"):
+            await call()
+    broker = PgBroker(db_dsn, logger=None)
+    await broker.connect()
+    try:
+        with pytest.raises(InvalidArgument, match="surrogate"):
+            await broker.publish(bad, "q")
+        with pytest.raises(InvalidArgument, match="surrogate"):
+            await broker.publish({}, "q", headers={"h": "x\udfff"})
+    finally:
+        await broker.stop()
+    assert await _job_count(client) == 0
