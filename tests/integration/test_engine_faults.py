@@ -8,8 +8,19 @@ from typing import Any
 import pytest
 
 from insightdesk.shared.errors import InvalidArgument
-from insightdesk.shared.queue import JobOptions, NewJob, QueueClient, QueueOptions
+from insightdesk.shared.queue import (
+    Job,
+    JobOptions,
+    JobState,
+    NewJob,
+    QueueClient,
+    QueueOptions,
+    RetryLater,
+    Snooze,
+)
 from insightdesk.shared.queue.broker import PgBroker
+
+from .helpers import wait_for_state
 
 
 async def _job_count(client: QueueClient) -> int:
@@ -63,3 +74,49 @@ async def test_a_lone_surrogate_is_refused_at_every_send_and_inserts_nothing(
     finally:
         await broker.stop()
     assert await _job_count(client) == 0
+
+
+def _tampered(outcome: Snooze | RetryLater) -> Snooze | RetryLater:
+    outcome.delay = 1e13  # past the constructor's check: "interval out of range" in PostgreSQL
+    return outcome
+
+
+async def test_bad_outcomes_fail_their_job_and_a_real_worker_goes_on(client: QueueClient) -> None:
+    await client.create_queue("q", QueueOptions(retry_limit=0))
+    bad: dict[str, Any] = {
+        "retry-inf": lambda: RetryLater(float("inf")),
+        "snooze-nan": lambda: Snooze(float("nan")),
+        "snooze-huge": lambda: Snooze(1e13),
+        "tampered-snooze": lambda: _tampered(Snooze(1)),
+        "tampered-retry": lambda: _tampered(RetryLater(1)),
+    }
+
+    async def handler(job: Job) -> object:
+        kind: str = job.data["kind"]
+        if kind in bad:
+            raise bad[kind]()
+        if kind == "surrogate-error":
+            raise RuntimeError("no \ud800 here")
+        if kind == "surrogate-output":
+            return {"text": "out \udfff put"}
+        return {"ok": kind}
+
+    ids = {k: await client.send("q", {"kind": k}) for k in [*bad, "surrogate-error"]}
+    ids["surrogate-output"] = await client.send("q", {"kind": "surrogate-output"})
+    await client.work("q", handler, concurrency=1, poll_interval=0.2)
+    for kind in bad:
+        job_id = ids[kind]
+        assert job_id is not None
+        await wait_for_state(client, job_id, JobState.FAILED)
+        info = await client.get_job(job_id)
+        assert info.output["type"] == "InvalidOutcome" and "delay" in info.output["message"]
+    error_id, output_id = ids["surrogate-error"], ids["surrogate-output"]
+    assert error_id is not None and output_id is not None
+    await wait_for_state(client, error_id, JobState.FAILED)
+    assert (await client.get_job(error_id)).output["message"] == "no \ufffd here"
+    await wait_for_state(client, output_id, JobState.COMPLETED)
+    assert (await client.get_job(output_id)).output == {"text": "out \ufffd put"}
+    later = await client.send("q", {"kind": "later"})
+    assert later is not None
+    await wait_for_state(client, later, JobState.COMPLETED)
+    assert client.consumer.task is not None and not client.consumer.task.done()
