@@ -9,7 +9,7 @@ import pytest
 
 from insightdesk.shared.errors import InvalidArgument, InvalidQueueName
 from insightdesk.shared.queue import JobOptions, QueueOptions, QueuePolicy
-from insightdesk.shared.queue.options import MAX_DURATION, validate_name
+from insightdesk.shared.queue.options import MAX_DURATION, QueueDefinition, validate_name
 from insightdesk.shared.queue.payloads import to_json
 from insightdesk.shared.queue.scheduler import slots_to_fire
 
@@ -153,3 +153,12 @@ def test_a_lone_surrogate_is_refused_with_a_project_error(bad: object) -> None:
 def test_a_lone_surrogate_can_be_replaced_where_text_must_not_be_lost() -> None:
     assert to_json({"m": "a\ud800b"}, "output", replace_surrogates=True) == '{"m":"a\ufffdb"}'
     assert to_json("é😀", "output", replace_surrogates=True) == '"é😀"'
+
+
+def test_a_stored_queue_from_before_the_bounds_still_loads() -> None:
+    row = {f: getattr(QueueOptions(), f) for f in QUEUE_DURATIONS}
+    row |= {"name": "old", "policy": "stately", "priority": 0, "retry_limit": 2}
+    row |= {"retry_backoff": False, "dead_letter": None, "retry_delay": 1e13}
+    definition = QueueDefinition.from_row(row)
+    assert definition.options.retry_delay == 1e13
+    assert definition.options.policy is QueuePolicy.STATELY and definition.keyed

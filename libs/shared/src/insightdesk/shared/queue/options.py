@@ -244,7 +244,16 @@ class QueueDefinition:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> QueueDefinition:
         values = {f.name: row[f.name] for f in fields(QueueOptions)}
-        return cls(str(row["name"]), QueueOptions(**values))
+        try:
+            options = QueueOptions(**values)
+        except InvalidArgument:
+            # stored before durations were bounded: shown as stored, so one such queue does not
+            # break listing or working the others (create_queue() with sane values fixes it)
+            options = object.__new__(QueueOptions)
+            for name, value in values.items():
+                object.__setattr__(options, name, value)
+            object.__setattr__(options, "policy", QueuePolicy(options.policy))
+        return cls(str(row["name"]), options)
 
     def __getitem__(self, key: str) -> Any:
         """Field access by name, as when definitions were plain dicts (``d["policy"]``)."""
