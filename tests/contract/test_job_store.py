@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -232,3 +233,109 @@ async def test_a_listening_session_hears_which_queue_got_a_job(backend: Backend)
             notified |= await asyncio.wait_for(session.wait(wake, 5.0), 10)
             wake.clear()
     assert notified == {"heard"}
+
+
+# Queue-policy collisions on the way back to the queue (issue 12 §4). A stately queue holds at
+# most one job per key in each of created and retry, a short queue one created job per key.
+# A failed job whose retry, or a snoozed/released job whose return, would be a second such
+# job yields to the one already waiting: it is failed for good (into its dead-letter queue)
+# with a PolicyConflict error, and nothing else of the statement is held up.
+
+
+async def _stately_with_one_waiting_retry(store: JobStore) -> tuple[uuid.UUID, Any]:
+    """A stately queue whose key "k" has job A waiting to retry and job B active."""
+    await store.create_queue("dead")
+    await store.create_queue(
+        "s", QueueOptions(policy=QueuePolicy.STATELY, retry_limit=3, dead_letter="dead")
+    )
+    a = await store.send("s", {"n": "a"}, JobOptions(singleton_key="k"))
+    assert a is not None
+    [job_a] = await store.claim("s")
+    assert await store.fail_jobs([Failure(job_a, {"message": "a failed"}, delay=3600.0)]) == 1
+    b = await store.send("s", {"n": "b"}, JobOptions(singleton_key="k"))
+    assert b is not None
+    [job_b] = await store.claim("s")
+    assert job_b.id == b
+    return a, job_b
+
+
+async def _assert_yielded(store: JobStore, job_id: uuid.UUID, waiting: uuid.UUID) -> None:
+    info = await store.get_job(job_id)
+    assert info.state is JobState.FAILED
+    assert info.output["type"] == "PolicyConflict"
+    assert "yields to it" in info.output["message"] and str(waiting) in info.output["message"]
+    assert [j.data for j in await store.claim("dead", 10)] == [info.data]
+
+
+async def test_a_stately_retry_whose_key_already_waits_to_retry_yields_to_that_job(
+    backend: Backend,
+) -> None:
+    store: JobStore = backend.store
+    a, job_b = await _stately_with_one_waiting_retry(store)
+    await store.create_queue("other")
+    await store.send("other", {})
+    [other] = await store.claim("other")
+    async with store.session(listen=False) as session:  # the consumer's settle path
+        await session.settle(
+            [Failure(job_b, {"message": "b failed"}), Failure(other, {"message": "x"})], []
+        )
+    await _assert_yielded(store, job_b.id, a)
+    info = await store.get_job(job_b.id)
+    assert info.retry_count == 0 and info.output["error"] == {"message": "b failed"}
+    assert (await store.get_job(a)).state is JobState.RETRY
+    assert (await store.get_job(other.id)).state is JobState.RETRY  # settled in the same call
+
+
+async def test_a_stately_snooze_whose_key_already_waits_yields_to_that_job(
+    backend: Backend,
+) -> None:
+    store: JobStore = backend.store
+    await store.create_queue("dead")
+    await store.create_queue("s", QueueOptions(policy=QueuePolicy.STATELY, dead_letter="dead"))
+    await store.send("s", {"n": "a"}, JobOptions(singleton_key="k"))
+    [job_a] = await store.claim("s")
+    b = await store.send("s", {"n": "b"}, JobOptions(singleton_key="k"))
+    assert b is not None
+    assert await store.send("s", {"n": "c"}, JobOptions(singleton_key="k")) is None
+    assert await store.postpone([Postponed(job_a, 60.0)]) == 1
+    await _assert_yielded(store, job_a.id, b)
+    assert (await store.get_job(b)).state is JobState.CREATED
+
+
+async def test_a_short_snooze_whose_key_is_queued_yields_and_a_short_retry_does_not_collide(
+    backend: Backend,
+) -> None:
+    store: JobStore = backend.store
+    await store.create_queue("dead")
+    await store.create_queue(
+        "short", QueueOptions(policy=QueuePolicy.SHORT, retry_limit=3, dead_letter="dead")
+    )
+    await store.send("short", {"n": "a"}, JobOptions(singleton_key="k"))
+    [job_a] = await store.claim("short")
+    b = await store.send("short", {"n": "b"}, JobOptions(singleton_key="k"))
+    assert b is not None
+    assert await store.send("short", {"n": "c"}, JobOptions(singleton_key="k")) is None
+    async with store.session(listen=False) as session:
+        await session.settle([], [Postponed(job_a, 0.0)])
+    await _assert_yielded(store, job_a.id, b)
+    # a retry is not "queued" for the short policy: it waits beside the queued job
+    [job_b] = await store.claim("short")
+    c = await store.send("short", {"n": "c"}, JobOptions(singleton_key="k"))
+    assert await store.fail_jobs([Failure(job_b, {"message": "b failed"}, delay=60.0)]) == 1
+    assert (await store.get_job(job_b.id)).state is JobState.RETRY
+    assert (await store.get_job(c)).state is JobState.CREATED  # type: ignore[arg-type]
+
+
+async def test_recovery_goes_on_past_a_job_whose_retry_collides(backend: Backend) -> None:
+    store: JobStore = backend.store
+    a, job_b = await _stately_with_one_waiting_retry(store)
+    await store.create_queue("other")
+    await store.send("other", {})
+    [other] = await store.claim("other")
+    await backend.age_active(job_b.id, 120)
+    await backend.age_active(other.id, 120)
+    recovered = dict(await store.recover(default_heartbeat=15.0, limit=100))
+    assert recovered == {job_b.id: "failed", other.id: "retry"}
+    await _assert_yielded(store, job_b.id, a)
+    assert (await store.get_job(job_b.id)).output["error"]["type"] == "HeartbeatLost"
+    assert (await store.get_job(other.id)).output["type"] == "HeartbeatLost"

@@ -9,7 +9,7 @@ import pytest
 
 from insightdesk.shared.errors import InvalidArgument, InvalidQueueName
 from insightdesk.shared.queue import JobOptions, QueueOptions, QueuePolicy
-from insightdesk.shared.queue.options import validate_name
+from insightdesk.shared.queue.options import MAX_DURATION, QueueDefinition, validate_name
 from insightdesk.shared.queue.payloads import to_json
 from insightdesk.shared.queue.scheduler import slots_to_fire
 
@@ -94,3 +94,71 @@ def test_missed_tick_policies() -> None:
     assert slots_to_fire(due, now, "catch_up", 150) == [_at(1), _at(2), _at(3)]
     assert slots_to_fire(due, now + timedelta(minutes=5), "skip", 60) == []
     assert slots_to_fire(due, now + timedelta(minutes=5), "catch_up", 60) == []
+
+
+JOB_DURATIONS = (
+    "start_after",
+    "singleton_seconds",
+    "retry_delay",
+    "retry_delay_max",
+    "expire_in",
+    "heartbeat",
+    "retention",
+    "delete_after",
+)
+QUEUE_DURATIONS = (
+    "retry_delay",
+    "retry_delay_max",
+    "expire_in",
+    "heartbeat",
+    "retention",
+    "delete_after",
+)
+OUT_OF_RANGE = (1e13, MAX_DURATION + 1, timedelta(days=366 * 10), float("inf"), float("nan"))
+
+
+@pytest.mark.parametrize("value", OUT_OF_RANGE)
+@pytest.mark.parametrize("name", JOB_DURATIONS)
+def test_every_job_duration_is_bounded_and_named_in_the_error(name: str, value: object) -> None:
+    extra: dict[str, object] = {"singleton_key": "k"} if name == "singleton_seconds" else {}
+    with pytest.raises(InvalidArgument, match=name.removesuffix("_after")):
+        JobOptions(**{name: value}, **extra)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [*OUT_OF_RANGE, -1.0])
+@pytest.mark.parametrize("name", QUEUE_DURATIONS)
+def test_every_queue_duration_is_bounded_and_named_in_the_error(name: str, value: object) -> None:
+    with pytest.raises(InvalidArgument, match=name):
+        QueueOptions(**{name: value})  # type: ignore[arg-type]
+
+
+def test_the_largest_allowed_duration_is_ten_years() -> None:
+    assert MAX_DURATION == 10 * 365 * 86400
+    assert JobOptions(start_after=MAX_DURATION, retention=MAX_DURATION).to_wire()["delay"] == (
+        MAX_DURATION
+    )
+    assert QueueOptions(expire_in=MAX_DURATION, delete_after=MAX_DURATION).expire_in == (
+        MAX_DURATION
+    )
+
+
+@pytest.mark.parametrize("bad", ["\ud800", "a\udfffb", {"k\udc80": 1}, ["x", {"y": "\ud83d"}]])
+def test_a_lone_surrogate_is_refused_with_a_project_error(bad: object) -> None:
+    with pytest.raises(InvalidArgument, match="surrogate"):
+        to_json(bad)
+    with pytest.raises(InvalidArgument, match="surrogate"):
+        to_json({"a": bad}, "headers")
+
+
+def test_a_lone_surrogate_can_be_replaced_where_text_must_not_be_lost() -> None:
+    assert to_json({"m": "a\ud800b"}, "output", replace_surrogates=True) == '{"m":"a\ufffdb"}'
+    assert to_json("é😀", "output", replace_surrogates=True) == '"é😀"'
+
+
+def test_a_stored_queue_from_before_the_bounds_still_loads() -> None:
+    row = {f: getattr(QueueOptions(), f) for f in QUEUE_DURATIONS}
+    row |= {"name": "old", "policy": "stately", "priority": 0, "retry_limit": 2}
+    row |= {"retry_backoff": False, "dead_letter": None, "retry_delay": 1e13}
+    definition = QueueDefinition.from_row(row)
+    assert definition.options.retry_delay == 1e13
+    assert definition.options.policy is QueuePolicy.STATELY and definition.keyed

@@ -24,6 +24,11 @@ class InvalidArgument(QueueError, ValueError):
     """An argument to the engine is malformed (bad name, negative delay, non-JSON payload...)."""
 
 
+class InvalidOutcome(InvalidArgument):
+    """A handler outcome cannot be carried out (e.g. a ``Snooze`` or ``RetryLater`` delay that is
+    not finite or is beyond the engine's bound); the job fails that attempt with this error."""
+
+
 class InvalidQueueName(InvalidArgument):
     """A queue or event name does not match the allowed pattern."""
 

@@ -32,6 +32,7 @@ from insightdesk.shared.queue.options import (
     QueueOptions,
     validate_name,
 )
+from insightdesk.shared.queue.outcomes import checked_delay
 from insightdesk.shared.queue.ports import Failure, Postponed
 from insightdesk.shared.queue.registry import WorkerRegistry
 from insightdesk.shared.queue.statements import Statements
@@ -386,17 +387,15 @@ class QueueClient:
         policy) while attempts are left, else failed into its dead-letter queue; ``final``
         fails it at once. ``error`` (an exception or a JSON object) is stored as its output.
         False when ``job``'s lease no longer holds (the job was settled or re-queued)."""
-        if delay is not None and delay < 0:
-            raise InvalidArgument(f"delay must be >= 0 seconds, got {delay}")
+        if delay is not None:
+            delay = checked_delay(delay)
         document = error_document(error) if isinstance(error, BaseException) else error
         return bool(await self.store.fail_jobs([Failure(job, document, delay, final)]))
 
     async def snooze(self, job: Job, delay: float) -> bool:
         """Put a claimed job back in the queue to run after ``delay`` seconds, without using an
         attempt. False when ``job``'s lease no longer holds."""
-        if delay < 0:
-            raise InvalidArgument(f"delay must be >= 0 seconds, got {delay}")
-        return bool(await self.store.postpone([Postponed(job, float(delay))]))
+        return bool(await self.store.postpone([Postponed(job, checked_delay(delay))]))
 
     async def complete(
         self,

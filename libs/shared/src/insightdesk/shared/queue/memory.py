@@ -6,7 +6,7 @@ It implements the :class:`~insightdesk.shared.queue.ports.JobStore` port: queues
 then failed into the dead-letter queue), snooze/release, heartbeats, crash recovery and the
 consumer's claim session with notifications. The clock is injectable (``clock=``), so tests of
 the consumer loop, heartbeats and recovery move time instead of sleeping. Options it cannot
-honour (throttling, debounce, queue policies other than standard/singleton/stately) are
+honour (throttling, debounce, the exclusive queue policy) are
 refused with :class:`~insightdesk.shared.errors.InvalidArgument` rather than ignored.
 """
 
@@ -42,7 +42,12 @@ from insightdesk.shared.queue.ports import (
 )
 
 _QUEUED = (JobState.CREATED, JobState.RETRY)
-_SUPPORTED_POLICIES = (QueuePolicy.STANDARD, QueuePolicy.SINGLETON, QueuePolicy.STATELY)
+_SUPPORTED_POLICIES = (
+    QueuePolicy.STANDARD,
+    QueuePolicy.SHORT,
+    QueuePolicy.SINGLETON,
+    QueuePolicy.STATELY,
+)
 
 
 def _utcnow() -> datetime:
@@ -195,6 +200,8 @@ class MemoryStore:
         if opts.id is not None and opts.id in self._jobs:
             return None
         q = definition.options
+        if self._waiting_for_key(queue, q.policy, opts.singleton_key, JobState.CREATED):
+            return None  # the policy's unique index rejects it (ON CONFLICT DO NOTHING)
         now = self.clock()
         if isinstance(opts.start_after, datetime):
             start = max(opts.start_after, now)
@@ -244,6 +251,50 @@ class MemoryStore:
         if row is None:
             raise JobNotFound(f"no job with id {job_id}")
         return row.info()
+
+    def _waiting_for_key(
+        self,
+        queue: str,
+        policy: QueuePolicy,
+        key: str | None,
+        state: JobState,
+        *,
+        besides: uuid.UUID | None = None,
+    ) -> _Row | None:
+        """The job that holds (queue, key)'s one slot in ``state`` under ``policy`` (short: one
+        created job per key; stately: one in each of created and retry), as the unique
+        indexes job_policy_short and job_policy_stately do."""
+        if not (
+            policy is QueuePolicy.STATELY
+            or (policy is QueuePolicy.SHORT and state is JobState.CREATED)
+        ):
+            return None
+        for r in self._jobs.values():
+            if (
+                r.name == queue
+                and r.state is state
+                and r.policy is policy
+                and (r.singleton_key or "") == (key or "")
+                and r.id != besides
+            ):
+                return r
+        return None
+
+    def _conflict(self, row: _Row, state: JobState) -> _Row | None:
+        return self._waiting_for_key(row.name, row.policy, row.singleton_key, state, besides=row.id)
+
+    @staticmethod
+    def _conflict_error(row: _Row, other: _Row, action: str, error: Any) -> dict[str, Any]:
+        """The error of a job that yields its key's slot (as conflict_error() in SQL)."""
+        return {
+            "type": "PolicyConflict",
+            "message": (
+                f"{row.policy.value} queue '{row.name}' already has a job waiting "
+                f"({other.state.value}) for singleton key '{row.singleton_key or ''}': "
+                f"this {action} yields to it (job {other.id})"
+            ),
+            "error": error,
+        }
 
     def _held(self, job_id: uuid.UUID, lease: uuid.UUID) -> _Row | None:
         row = self._jobs.get(job_id)
@@ -328,13 +379,29 @@ class MemoryStore:
         if lease is not None and row.lease != lease:
             return None
         now = self.clock()
-        row.output, row.lease, row.heartbeat_on = error, None, None
         if row.retry_count < row.retry_limit and not final:
+            other = self._conflict(row, JobState.RETRY)
+            if other is not None:  # yields to the job already waiting to retry for its key
+                return self._fail(
+                    job_id, lease, self._conflict_error(row, other, "retry", error), None, True
+                )
             wait = self._retry_delay(row) if delay is None else delay
+            try:
+                start = now + timedelta(seconds=wait)
+            except OverflowError as exc:  # "interval out of range" in the database
+                error = {
+                    "type": "SettlementError",
+                    "message": "the job could not be settled as asked, so it failed for good: "
+                    f"{exc}",
+                    "error": error,
+                }
+                return self._fail(job_id, lease, error, None, True)
+            row.output, row.lease, row.heartbeat_on = error, None, None
             row.state, row.completed_on = JobState.RETRY, None
             row.retry_count += 1
-            row.start_after = now + timedelta(seconds=wait)
+            row.start_after = start
             return row.state.value
+        row.output, row.lease, row.heartbeat_on = error, None, None
         row.state, row.completed_on = JobState.FAILED, now
         if row.dead_letter is not None and row.dead_letter in self._queues:
             headers = dict(row.headers or {})
@@ -390,8 +457,27 @@ class MemoryStore:
             row = self._held(p.job.id, p.job.lease)
             if row is None:
                 continue
-            row.state = JobState.RETRY if row.retry_count > 0 else JobState.CREATED
-            row.start_after = now + timedelta(seconds=p.delay)
+            state = JobState.RETRY if row.retry_count > 0 else JobState.CREATED
+            other = self._conflict(row, state)
+            if other is not None:  # yields to the job already waiting for its key
+                self._fail(
+                    row.id, row.lease, self._conflict_error(row, other, "snooze", None), None, True
+                )
+                count += 1
+                continue
+            try:
+                start = now + timedelta(seconds=p.delay)
+            except OverflowError as exc:
+                error = {
+                    "type": "SettlementError",
+                    "message": "the job could not be put back in its queue, so it failed for "
+                    f"good: {exc}",
+                }
+                self._fail(row.id, row.lease, error, None, True)
+                count += 1
+                continue
+            row.state = state
+            row.start_after = start
             row.started_on = row.heartbeat_on = row.lease = None
             count += 1
         return count

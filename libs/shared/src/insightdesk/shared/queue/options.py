@@ -20,6 +20,12 @@ from insightdesk.shared.errors import InvalidArgument, InvalidQueueName
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,99}$")
 
+MAX_DURATION = 10 * 365 * 86400
+"""The longest duration any option (and a ``Snooze``/``RetryLater`` delay) may take, in seconds:
+ten years. Far beyond any real schedule, far inside PostgreSQL's interval range, so no stored
+value can make a later statement (crash recovery, retries, purges) fail with "interval out of
+range" for the whole schema."""
+
 
 def validate_name(name: object, what: str = "queue") -> str:
     """Queue and event names: 1-100 characters of letters, digits, ``_ . - /``."""
@@ -34,6 +40,8 @@ def validate_name(name: object, what: str = "queue") -> str:
 def _seconds(
     value: float | timedelta | None, what: str, *, allow_zero: bool = True
 ) -> float | None:
+    """``value`` in seconds, refused unless finite, non-negative (positive without
+    ``allow_zero``) and at most :data:`MAX_DURATION`."""
     if value is None:
         return None
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
@@ -46,6 +54,10 @@ def _seconds(
     if seconds < 0 or (seconds == 0 and not allow_zero):
         raise InvalidArgument(
             f"{what} must be {'>= 0' if allow_zero else '> 0'} seconds, got {value!r}"
+        )
+    if seconds > MAX_DURATION:
+        raise InvalidArgument(
+            f"{what} must be at most {MAX_DURATION} seconds (10 years), got {value!r}"
         )
     return float(seconds)
 
@@ -82,6 +94,10 @@ class QueuePolicy(StrEnum):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobOptions:
     """Per-job options; ``None`` means "use the queue's default".
+
+    Every duration (seconds or timedelta) must be finite, non-negative and at most
+    :data:`MAX_DURATION` (10 years); anything else is refused with ``InvalidArgument`` naming
+    the option, before anything reaches the database.
 
     ``start_after`` is an aware datetime or a delay (seconds / timedelta) from the database's
     clock. ``singleton_seconds`` throttles to one job per key and time slot; with ``debounce``
@@ -177,7 +193,8 @@ DEFAULT_JOB_OPTIONS = JobOptions()
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueueOptions:
-    """A queue's definition: its policy and the defaults its jobs inherit."""
+    """A queue's definition: its policy and the defaults its jobs inherit. Durations are
+    bounded like :class:`JobOptions`' (at most :data:`MAX_DURATION`)."""
 
     policy: QueuePolicy = QueuePolicy.STANDARD
     priority: int = 0
@@ -227,7 +244,16 @@ class QueueDefinition:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> QueueDefinition:
         values = {f.name: row[f.name] for f in fields(QueueOptions)}
-        return cls(str(row["name"]), QueueOptions(**values))
+        try:
+            options = QueueOptions(**values)
+        except InvalidArgument:
+            # stored before durations were bounded: shown as stored, so one such queue does not
+            # break listing or working the others (create_queue() with sane values fixes it)
+            options = object.__new__(QueueOptions)
+            for name, value in values.items():
+                object.__setattr__(options, name, value)
+            object.__setattr__(options, "policy", QueuePolicy(options.policy))
+        return cls(str(row["name"]), options)
 
     def __getitem__(self, key: str) -> Any:
         """Field access by name, as when definitions were plain dicts (``d["policy"]``)."""

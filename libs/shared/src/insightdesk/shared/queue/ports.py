@@ -44,7 +44,9 @@ class Completion:
 @dataclass(frozen=True, slots=True)
 class Failure:
     """A failed attempt: retried after ``delay`` (None: the job's retry policy) while attempts
-    are left, else failed into its dead-letter queue; ``final`` fails it at once."""
+    are left, else failed into its dead-letter queue; ``final`` fails it at once. A stately
+    job whose key already has a job waiting to retry yields to it: failed at once with a
+    ``PolicyConflict`` error (README, "Policy collisions")."""
 
     job: Job
     error: dict[str, Any]
@@ -55,7 +57,9 @@ class Failure:
 @dataclass(frozen=True, slots=True)
 class Postponed:
     """A job put back in its queue for ``delay`` seconds without using an attempt (a snooze,
-    or a release at shutdown with delay 0)."""
+    or a release at shutdown with delay 0). On a short or stately queue whose key already has
+    a job waiting in the state it would return to, it yields instead: failed with a
+    ``PolicyConflict`` error."""
 
     job: Job
     delay: float

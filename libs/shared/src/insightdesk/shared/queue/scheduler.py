@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from insightdesk.shared.errors import InvalidArgument, QueueError
 from insightdesk.shared.queue.cron import load_zone, parse_cron
-from insightdesk.shared.queue.options import JobOptions, validate_name
+from insightdesk.shared.queue.options import MAX_DURATION, JobOptions, validate_name
 from insightdesk.shared.queue.payloads import to_json
 from insightdesk.shared.queue.store import PgStore
 from insightdesk.shared.queue.tasks import cancel_and_wait
@@ -100,8 +100,14 @@ class CronScheduler:
             raise InvalidArgument(
                 f"missed must be one of {', '.join(MISSED_POLICIES)}, got {missed!r}"
             )
-        if not isinstance(grace, int | float) or grace < 0:
-            raise InvalidArgument(f"grace must be >= 0 seconds, got {grace!r}")
+        if (
+            isinstance(grace, bool)
+            or not isinstance(grace, int | float)
+            or not 0 <= grace <= MAX_DURATION  # NaN fails the comparison too
+        ):
+            raise InvalidArgument(
+                f"grace must be a number of seconds from 0 to {MAX_DURATION}, got {grace!r}"
+            )
         wire = (options or JobOptions()).to_wire()
         unknown = set(wire) - set(_SCHEDULE_OPTION_FIELDS)
         if unknown:

@@ -68,7 +68,7 @@ def failure_params(failures: list[Failure]) -> dict[str, Any]:
     return {
         "ids": [f.job.id for f in failures],
         "leases": [f.job.lease for f in failures],
-        "errors": [to_json(f.error, "error") for f in failures],
+        "errors": [to_json(f.error, "error", replace_surrogates=True) for f in failures],
         "delays": [f.delay for f in failures],
         "final": [f.final for f in failures],
     }

@@ -36,11 +36,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from insightdesk.shared.errors import InvalidArgument
+from insightdesk.shared.errors import InvalidArgument, InvalidOutcome
 from insightdesk.shared.queue.jobs import Job
 from insightdesk.shared.queue.options import validate_name
-from insightdesk.shared.queue.outcomes import Outcome, Reject, RetryLater, Snooze
-from insightdesk.shared.queue.payloads import to_json
+from insightdesk.shared.queue.outcomes import Outcome, Reject, RetryLater, Snooze, checked_delay
+from insightdesk.shared.queue.payloads import to_json, without_surrogates
 from insightdesk.shared.queue.ports import ClaimRequest, Completion, Failure, Postponed
 
 if TYPE_CHECKING:
@@ -69,18 +69,23 @@ class WorkerStats:
 
 
 def error_document(exc: BaseException) -> dict[str, Any]:
+    """What is stored of a failed attempt. Text PostgreSQL cannot store (a lone surrogate in a
+    message or traceback) is replaced by U+FFFD, so an odd message never loses the job."""
     return {
         "type": type(exc).__name__,
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc, limit=20))[-4000:],
+        "message": without_surrogates(str(exc)),
+        "traceback": without_surrogates("".join(traceback.format_exception(exc, limit=20))[-4000:]),
     }
 
 
 def _batch_outputs(output: Any, size: int) -> list[str | None]:
     """The stored output of each job of a batch whose handler returned ``output``."""
     if isinstance(output, list | tuple) and len(output) == size:
-        return [None if o is None else to_json(o, "handler output") for o in output]
-    text = None if output is None else to_json(output, "handler output")
+        return [
+            None if o is None else to_json(o, "handler output", replace_surrogates=True)
+            for o in output
+        ]
+    text = None if output is None else to_json(output, "handler output", replace_surrogates=True)
     return [text] * size
 
 
@@ -244,6 +249,12 @@ class Worker:
         """Map what a handler raised onto the engine outcome of each of ``jobs``; the one place
         these rules live for single jobs and batches alike."""
         acks = self.consumer.acks
+        if isinstance(exc, Snooze | RetryLater):
+            try:
+                checked_delay(exc.delay)
+            except InvalidOutcome as invalid:  # changed after construction: fail this job only
+                invalid.__cause__ = exc
+                exc = invalid
         if isinstance(exc, Snooze) and not exc.count_attempt:
             acks.postponed.extend(Postponed(job, exc.delay) for job in jobs)
             self.stats.snoozed += len(jobs)
@@ -286,4 +297,4 @@ class Worker:
 
 
 def _text(output: Any) -> str | None:
-    return None if output is None else to_json(output, "handler output")
+    return None if output is None else to_json(output, "handler output", replace_surrogates=True)

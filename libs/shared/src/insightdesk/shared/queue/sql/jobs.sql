@@ -225,15 +225,9 @@ FROM {schema}.fail_jobs(%(ids)s::uuid[], %(leases)s::uuid[], %(errors)s::jsonb[]
 
 -- name: snooze
 -- Put active jobs back in the queue without using an attempt: handler-requested snooze and
--- release of in-flight jobs on shutdown.
-UPDATE {schema}.job j
-SET state = CASE WHEN j.retry_count > 0 THEN 'retry'::{schema}.job_state ELSE 'created'::{schema}.job_state END,
-    start_after = now() + d.delay * interval '1 second',
-    waiting = d.delay > 0,
-    started_on = NULL, heartbeat_on = NULL, lease = NULL
-FROM unnest(%(ids)s::uuid[], %(leases)s::uuid[], %(delays)s::double precision[]) AS d(id, lease, delay)
-WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
-RETURNING j.id;
+-- release of in-flight jobs on shutdown. A job of a short or stately queue whose key already
+-- has a job waiting in the state it would return to yields to it (failed, PolicyConflict).
+SELECT id FROM {schema}.snooze_jobs(%(ids)s::uuid[], %(leases)s::uuid[], %(delays)s::double precision[]);
 
 -- name: heartbeat
 UPDATE {schema}.job j SET heartbeat_on = now()

@@ -3,19 +3,23 @@
 -- name: recover
 -- Crash recovery: active jobs whose heartbeat stopped (worker killed, pod evicted) or that ran
 -- past expire_in go through the normal failure path, so the lost run counts as an attempt.
+-- fail_jobs settles what it can: a row it cannot (a stately retry collision) is failed with
+-- the reason, never holding up the other queues' jobs.
 -- SKIP LOCKED lets many supervisors run this at once without blocking each other.
 WITH stale AS (
     SELECT j.id, j.lease,
-           CASE WHEN j.started_on + j.expire_in * interval '1 second' < now()
+           CASE WHEN extract(epoch FROM now() - j.started_on) > j.expire_in
                 THEN jsonb_build_object('message', 'job ran longer than expire_in (' || j.expire_in || 's)', 'type', 'Expired')
                 ELSE jsonb_build_object('message', 'worker stopped sending heartbeats', 'type', 'HeartbeatLost')
            END AS error
     FROM {schema}.job j
     WHERE j.state = 'active'
-      AND (j.started_on + j.expire_in * interval '1 second' < now()
+      -- compared as seconds, never as now() + interval: no stored duration can make the
+      -- statement fail with "interval out of range" for the whole schema
+      AND (extract(epoch FROM now() - j.started_on) > j.expire_in
            -- a database restart is not a dead worker: count from whichever is later
-           OR GREATEST(j.heartbeat_on, pg_postmaster_start_time())
-              + COALESCE(j.heartbeat, %(default_heartbeat)s) * interval '1 second' < now())
+           OR extract(epoch FROM now() - GREATEST(j.heartbeat_on, pg_postmaster_start_time()))
+              > COALESCE(j.heartbeat, %(default_heartbeat)s))
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
