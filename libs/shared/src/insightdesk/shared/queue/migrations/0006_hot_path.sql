@@ -1,4 +1,4 @@
--- Queue schema, version 5: a lighter claim and completion path.
+-- Queue schema, version 6: a lighter claim and completion path.
 --
 -- 1. Job search keeps one index per state group instead of one over every row. An index over
 --    all rows gains an entry at every state change (a claim and a completion are not HOT
