@@ -37,6 +37,7 @@ from insightdesk.shared.queue.registry import WorkerRegistry
 from insightdesk.shared.queue.statements import Statements
 from insightdesk.shared.queue.store import PgStore
 from insightdesk.shared.queue.supervisor import Supervisor
+from insightdesk.shared.queue.tasks import Loops, within
 from insightdesk.shared.queue.worker import (
     DEFAULT_HEARTBEAT,
     BatchHandler,
@@ -60,8 +61,11 @@ class QueueClient:
         self, pool: AsyncConnectionPool[Any], *, schema: str = "queue", dsn: str | None = None
     ) -> None:
         self.store = PgStore(pool, schema=schema, dsn=dsn)
-        self.consumer = Consumer(self.store)
-        self.supervisor = Supervisor(self.store)
+        self.loops = Loops()
+        """The client's long-lived loops (claims, heartbeats, recovery, maintenance, history,
+        cron): ``loops.dead`` and ``loops.on_death(...)`` make a dead one visible."""
+        self.consumer = Consumer(self.store, loops=self.loops)
+        self.supervisor = Supervisor(self.store, loops=self.loops)
         self.registry = WorkerRegistry(self.store)  # console: who works on what
         self._registered: list[uuid.UUID] = []
 
@@ -195,13 +199,17 @@ class QueueClient:
         return started
 
     async def close(self, timeout: float | None = None) -> None:
-        """Stop every worker (finishing or releasing in-flight jobs), then the background tasks."""
+        """Stop every worker (finishing or releasing in-flight jobs), then the background tasks.
+
+        Bounded whatever the database does: about ``timeout`` (the workers' shutdown timeout)
+        plus :data:`~insightdesk.shared.queue.consumer.FLUSH_WAIT` and a few seconds; what
+        could not be settled meanwhile is left to crash recovery."""
         workers = self.consumer.workers
         await asyncio.gather(*(w.stop(timeout) for w in workers))
         await self.consumer.flush()
         registered, self._registered = self._registered, []
         if registered:
-            await self.registry.remove(*registered)
+            await within("unregistering workers", 5.0, self.registry.remove(*registered))
         await self.supervisor.stop()
 
     # ------------------------------------------------------------------ schema and queues
