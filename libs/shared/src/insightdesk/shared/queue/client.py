@@ -58,10 +58,15 @@ class QueueClient:
     """
 
     def __init__(
-        self, pool: AsyncConnectionPool[Any], *, schema: str = "queue", dsn: str | None = None
+        self,
+        pool: AsyncConnectionPool[Any],
+        *,
+        schema: str = "queue",
+        dsn: str | None = None,
+        loops: Loops | None = None,
     ) -> None:
         self.store = PgStore(pool, schema=schema, dsn=dsn)
-        self.loops = Loops()
+        self.loops = Loops() if loops is None else loops
         """The client's long-lived loops (claims, heartbeats, recovery, maintenance, history,
         cron): ``loops.dead`` and ``loops.on_death(...)`` make a dead one visible."""
         self.consumer = Consumer(self.store, loops=self.loops)
