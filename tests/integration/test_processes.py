@@ -84,6 +84,7 @@ class Spawner:
         sleep: float,
         heartbeat: float,
         recover_interval: float = 0.5,
+        extra: tuple[str, ...] = (),
     ) -> WorkerProcess:
         stderr_path = self.tmp_path / f"worker-{len(self.children)}.stderr"
         stderr = stderr_path.open("wb")
@@ -98,6 +99,7 @@ class Spawner:
             str(heartbeat),
             "--recover-interval",
             str(recover_interval),
+            *extra,
             stdin=asyncio.subprocess.DEVNULL,
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
@@ -274,3 +276,31 @@ async def test_sigkilled_worker_jobs_are_recovered_and_completed(
     for job_id, by_a, by_b in runs:
         assert by_b == 1, (job_id, by_a, by_b)
         assert by_a == (1 if job_id in in_flight else 0), (job_id, by_a, by_b)
+
+
+async def test_a_handler_raising_system_exit_uses_its_attempts_and_is_dead_lettered(
+    client: QueueClient, spawner: Spawner, db_dsn: str
+) -> None:
+    queue, dead = "poison", "poison-dead"
+    await client.create_queue(dead)
+    await client.create_queue(queue, QueueOptions(retry_limit=2, retry_delay=0, dead_letter=dead))
+    job_id = await client.send(queue, {"i": 1})
+    assert job_id is not None
+    worker = await spawner.start(
+        queue, concurrency=1, sleep=0.0, heartbeat=15.0, extra=("--exit-in-handler",)
+    )
+    await worker.wait_ready()
+    deadline = time.monotonic() + 30.0
+    while (info := await client.get_job(job_id)).state is not JobState.FAILED:
+        assert worker.proc.returncode is None, (
+            f"the worker exited with {worker.proc.returncode}: {info}\n{worker.stderr_text()}"
+        )
+        assert time.monotonic() < deadline, f"not failed within 30s: {info}"
+        await asyncio.sleep(0.05)
+    assert info.retry_count == 2 and isinstance(info.output, dict)
+    assert info.output["type"] == "SystemExit"
+    ((runs,),) = await fetch_all(db_dsn, "SELECT count(*) FROM executions")
+    assert runs == 3  # retry_limit + 1 attempts, then the dead-letter queue
+    assert len(await client.find_jobs(dead)) == 1
+    assert worker.proc.returncode is None  # the worker survived its poison job
+    assert await worker.terminate() == 0, worker.stderr_text()

@@ -3,9 +3,11 @@
 Usage::
 
     python worker_process.py DSN QUEUE CONCURRENCY SLEEP HEARTBEAT [--recover-interval S]
+        [--exit-in-handler]
 
 Every job execution first records itself in the table ``executions(job_id, i, pid, at)`` (which
-the test creates beforehand) through a pool of its own, then sleeps ``SLEEP`` seconds and returns.
+the test creates beforehand) through a pool of its own, then sleeps ``SLEEP`` seconds and returns
+(with ``--exit-in-handler`` it raises ``SystemExit`` instead: a poison job).
 The process prints ``READY`` once ``work()`` has started, and on SIGTERM (or SIGINT) stops the
 worker gracefully with ``QueueClient.close()`` and exits 0.
 """
@@ -36,6 +38,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("heartbeat", type=float, help="default_heartbeat passed to work()")
     parser.add_argument("--recover-interval", type=float, default=0.5)
     parser.add_argument("--poll-interval", type=float, default=0.5)
+    parser.add_argument("--exit-in-handler", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -62,6 +65,8 @@ async def run(args: argparse.Namespace) -> int:
                 async with records.connection() as conn:
                     await conn.execute(RECORD_SQL, (job.id, i, pid))
                 await asyncio.sleep(args.sleep)
+                if args.exit_in_handler:
+                    sys.exit(3)
 
             client.supervisor.recover_interval = args.recover_interval
             await client.work(

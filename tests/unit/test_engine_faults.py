@@ -209,6 +209,7 @@ async def test_a_loop_that_dies_is_reported_loudly(caplog: pytest.LogCaptureFixt
 
 async def test_a_loop_stopped_on_purpose_is_not_reported() -> None:
     loops = Loops()
+
     async def steady() -> None:
         await asyncio.Event().wait()
 

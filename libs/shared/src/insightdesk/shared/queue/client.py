@@ -37,7 +37,7 @@ from insightdesk.shared.queue.registry import WorkerRegistry
 from insightdesk.shared.queue.statements import Statements
 from insightdesk.shared.queue.store import PgStore
 from insightdesk.shared.queue.supervisor import Supervisor
-from insightdesk.shared.queue.tasks import Loops, within
+from insightdesk.shared.queue.tasks import STOP_WAIT, Loops, within
 from insightdesk.shared.queue.worker import (
     DEFAULT_HEARTBEAT,
     BatchHandler,
@@ -206,15 +206,17 @@ class QueueClient:
     async def close(self, timeout: float | None = None) -> None:
         """Stop every worker (finishing or releasing in-flight jobs), then the background tasks.
 
-        Bounded whatever the database does: about ``timeout`` (the workers' shutdown timeout)
-        plus :data:`~insightdesk.shared.queue.consumer.FLUSH_WAIT` and a few seconds; what
-        could not be settled meanwhile is left to crash recovery."""
+        Bounded whatever the database does: at most ``timeout`` (the workers' shutdown
+        timeout) plus :data:`~insightdesk.shared.queue.consumer.FLUSH_WAIT` plus four times
+        :data:`~insightdesk.shared.queue.tasks.STOP_WAIT` (35 s beyond ``timeout`` with the
+        defaults), and only that long when the database hangs; what could not be settled
+        meanwhile is left to crash recovery."""
         workers = self.consumer.workers
         await asyncio.gather(*(w.stop(timeout) for w in workers))
         await self.consumer.flush()
         registered, self._registered = self._registered, []
         if registered:
-            await within("unregistering workers", 5.0, self.registry.remove(*registered))
+            await within("unregistering workers", STOP_WAIT, self.registry.remove(*registered))
         await self.supervisor.stop()
 
     # ------------------------------------------------------------------ schema and queues

@@ -26,9 +26,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from insightdesk.shared.errors import QueueError
 from insightdesk.shared.queue.acks import AckBuffer
@@ -86,6 +86,7 @@ class Consumer:
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stuck = False  # a flush gave up (database down): stopping waits no more
 
     # ------------------------------------------------------------------ workers
 
@@ -110,6 +111,7 @@ class Consumer:
         self.heartbeater.default_heartbeat = self.default_heartbeat
         self.heartbeater.start()
         if self._task is None or self._task.done():
+            self._stuck = False
             self._task = self.loops.spawn("consumer", self._loop(), may_return=True)
         self._wake.set()
 
@@ -120,15 +122,16 @@ class Consumer:
         if worker in self._workers:
             self._workers.remove(worker)
         if not self._workers:
-            await self.heartbeater.stop()
             self._wake.set()
             task, self._task = self._task, None
+            stops: list[Coroutine[Any, Any, object]] = [self.heartbeater.stop()]
             if task is not None:
                 done, _ = await asyncio.wait([task], timeout=FLUSH_WAIT if settled else 0)
                 if not done:
                     log.warning("consumer loop did not end in time (database down?); cancelled")
                     settled = False
-                    await cancel_and_wait(task)
+                    stops.append(cancel_and_wait(task))
+            await asyncio.gather(*stops)
         if settled:
             await self.flush()
 
@@ -137,17 +140,21 @@ class Consumer:
         most :data:`FLUSH_WAIT` seconds; False when it could not be (crash recovery will)."""
         while self.acks:
             if self._task is None or self._task.done():
-                return await within(
+                if self._stuck:  # already waited once for this database: do not wait again
+                    return False
+                self._stuck = not await within(
                     "settling jobs without the consumer loop",
                     FLUSH_WAIT,
                     self._settle_without_loop(),
                 )
+                return not self._stuck
             self._flushed.clear()
             self._wake.set()
             try:
                 await asyncio.wait_for(self._flushed.wait(), FLUSH_WAIT)
             except TimeoutError:
                 log.warning("consumer could not settle its jobs in time; crash recovery will")
+                self._stuck = True
                 return False
         return True
 

@@ -82,9 +82,9 @@ class Supervisor:
             ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            await cancel_and_wait(task)
-        self._tasks = []
+        """Cancel the duties together; bounded even if the driver swallows a cancellation."""
+        tasks, self._tasks = self._tasks, []
+        await asyncio.gather(*(cancel_and_wait(task) for task in tasks))
 
     async def _every(
         self, name: str, interval: Callable[[], float], action: Callable[[], Awaitable[Any]]
