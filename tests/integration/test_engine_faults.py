@@ -6,7 +6,6 @@ traffic stands in for the outage; the shared server is never stopped)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -14,7 +13,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import conninfo
 
 import insightdesk.shared.queue.client as client_module
 import insightdesk.shared.queue.consumer as consumer_module
@@ -22,6 +20,7 @@ import insightdesk.shared.queue.tasks as tasks_module
 import insightdesk.shared.queue.worker as worker_module
 from insightdesk.shared.queue import CronScheduler, Job, JobState, QueueClient
 from insightdesk.shared.queue.client import make_pool
+from tests.integration.outage import BlackHoleProxy, proxied_dsn
 
 
 async def until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "") -> None:
@@ -128,63 +127,12 @@ async def test_prefetched_jobs_go_back_when_stop_begins_and_never_start(
             assert (info.state, info.retry_count, info.started_on) == (JobState.CREATED, 0, None)
 
 
-class BlackHoleProxy:
-    """A TCP proxy to PostgreSQL that, once :meth:`black_hole` is called, swallows every byte
-    both ways and accepts new connections without answering: an outage the client cannot see
-    as an error, as a network partition looks."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.holes = False
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: list[asyncio.StreamWriter] = []
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        return int(self._server.sockets[0].getsockname()[1])
-
-    def black_hole(self) -> None:
-        self.holes = True
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.append(writer)
-        if self.holes:
-            await self._pipe(reader, None)
-            return
-        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
-        self._writers.append(up_writer)
-        for a, b in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(a, b))
-            self._tasks.add(task)
-
-    async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter | None
-    ) -> None:
-        with contextlib.suppress(OSError, asyncio.CancelledError):
-            while data := await reader.read(65536):
-                if writer is not None and not self.holes:
-                    writer.write(data)
-                    await writer.drain()
-
-
 @pytest.fixture
 async def proxy(db_dsn: str) -> AsyncIterator[tuple[BlackHoleProxy, str]]:
-    params = conninfo.conninfo_to_dict(db_dsn)
-    proxy = BlackHoleProxy(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
+    proxy = BlackHoleProxy(db_dsn)
     port = await proxy.start()
-    dsn = conninfo.make_conninfo(db_dsn, host="127.0.0.1", port=port, connect_timeout=2)
     try:
-        yield proxy, dsn
+        yield proxy, proxied_dsn(db_dsn, port)
     finally:
         await proxy.stop()
 
