@@ -133,8 +133,9 @@ async def keep_running(
     *,
     max_backoff: float = 60.0,
 ) -> None:
-    """Call ``action`` every ``interval`` seconds, forever. A failure is logged and retried with
-    exponential backoff (capped at ``max_backoff``): a database restart must not end the loop."""
+    """Call ``action`` every ``interval`` seconds, forever. A failure is logged (a bug at ERROR
+    with its traceback) and retried with exponential backoff (capped at ``max_backoff``): a
+    database restart must not end the loop."""
     failures = 0
     while True:
         try:
@@ -142,12 +143,20 @@ async def keep_running(
             failures, delay = 0, interval
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001  # any failure is retried; the loop must survive
+        except Exception as exc:  # any failure is retried; the loop must survive
             failures += 1
             delay = min(max_backoff, max(interval, 0.5) * 2 ** min(failures, 8))
-            log.warning(
-                "%s failed (%d in a row, next try in %.1fs): %r", name, failures, delay, exc
-            )
+            if isinstance(exc, InsightDeskError | OSError | psycopg.Error):
+                log.warning(
+                    "%s failed (%d in a row, next try in %.1fs): %r", name, failures, delay, exc
+                )
+            else:  # not an error we expect: a bug, said loudly with its traceback
+                log.exception(
+                    "%s failed unexpectedly (%d in a row, next try in %.1fs)",
+                    name,
+                    failures,
+                    delay,
+                )
         await asyncio.sleep(delay)
 
 
