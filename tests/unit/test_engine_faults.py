@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -152,20 +153,50 @@ async def test_recovery_loop_survives_an_unexpected_error(
 
 
 class _CronStore:
-    """The few store calls a cron tick makes; the first listing fails like a killed backend
-    whose error escaped unwrapped."""
+    """The store calls a cron tick makes, over one every-second schedule: listings fail first
+    with ``errors``, then firing fails with ``fire_errors`` (driver errors that escaped
+    wrapping, as a terminated backend's did), then slots fire."""
 
     schema = "queue"
 
-    def __init__(self, errors: list[BaseException]) -> None:
+    def __init__(self, errors: list[BaseException], fire_errors: list[BaseException]) -> None:
         self.errors = errors
+        self.fire_errors = fire_errors
         self.listings = 0
+        self.last_slot = datetime.now(UTC).replace(microsecond=0)  # as schedule() sets it
+        self.fired: list[datetime] = []
 
     async def list_schedules(self) -> list[dict[str, Any]]:
         self.listings += 1
         if self.errors:
             raise self.errors.pop(0)
-        return []
+        return [
+            {
+                "name": "every-second",
+                "queue": "ticks",
+                "cron": "* * * * * *",
+                "timezone": "UTC",
+                "data": None,
+                "options": {},
+                "missed": "skip",
+                "grace": 60.0,
+                "last_slot": self.last_slot,
+                "db_now": datetime.now(UTC),
+            }
+        ]
+
+    async def fire_schedule(
+        self, name: str, slot: datetime, queue: str, data: Any, options: Any
+    ) -> uuid.UUID | None:
+        if self.fire_errors:
+            raise self.fire_errors.pop(0)
+        self.last_slot = slot
+        self.fired.append(slot)
+        return uuid.uuid4()
+
+    async def advance_schedule(self, name: str, slot: datetime) -> bool:
+        self.last_slot = slot
+        return True
 
 
 class _HasStore:
@@ -173,18 +204,20 @@ class _HasStore:
         self.store = store
 
 
-async def test_cron_loop_survives_a_raw_driver_error_and_ticks_again() -> None:
+async def test_cron_loop_survives_raw_driver_errors_and_the_next_slot_still_fires() -> None:
     store = _CronStore(
-        [psycopg.InterfaceError("the connection is closed"), RuntimeError("tick bug")]
+        [psycopg.InterfaceError("the connection is closed"), RuntimeError("tick bug")],
+        [psycopg.errors.AdminShutdown("terminating connection due to administrator command")],
     )
     cron = CronScheduler(_HasStore(store), tick_interval=0.01)  # type: ignore[arg-type]
     cron.backoff_first = 0.01
     cron.start()
     try:
-        await until(lambda: store.listings >= 4)
+        await until(lambda: len(store.fired) >= 2, timeout=15)
     finally:
         await cron.stop()
-    assert cron.loops.dead == {}
+    assert store.fire_errors == [] and cron.loops.dead == {}
+    assert store.fired[1] > store.fired[0]
 
 
 async def test_a_loop_that_dies_is_reported_loudly(caplog: pytest.LogCaptureFixture) -> None:
