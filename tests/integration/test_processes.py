@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from insightdesk.shared.queue import JobState, QueueClient, QueueOptions
+from tests.integration.outage import BlackHoleProxy, proxied_dsn
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,6 +85,7 @@ class Spawner:
         sleep: float,
         heartbeat: float,
         recover_interval: float = 0.5,
+        extra: tuple[str, ...] = (),
     ) -> WorkerProcess:
         stderr_path = self.tmp_path / f"worker-{len(self.children)}.stderr"
         stderr = stderr_path.open("wb")
@@ -98,6 +100,7 @@ class Spawner:
             str(heartbeat),
             "--recover-interval",
             str(recover_interval),
+            *extra,
             stdin=asyncio.subprocess.DEVNULL,
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
@@ -274,3 +277,74 @@ async def test_sigkilled_worker_jobs_are_recovered_and_completed(
     for job_id, by_a, by_b in runs:
         assert by_b == 1, (job_id, by_a, by_b)
         assert by_a == (1 if job_id in in_flight else 0), (job_id, by_a, by_b)
+
+
+async def test_a_handler_raising_system_exit_uses_its_attempts_and_is_dead_lettered(
+    client: QueueClient, spawner: Spawner, db_dsn: str
+) -> None:
+    queue, dead = "poison", "poison-dead"
+    await client.create_queue(dead)
+    await client.create_queue(queue, QueueOptions(retry_limit=2, retry_delay=0, dead_letter=dead))
+    job_id = await client.send(queue, {"i": 1})
+    assert job_id is not None
+    worker = await spawner.start(
+        queue, concurrency=1, sleep=0.0, heartbeat=15.0, extra=("--exit-in-handler",)
+    )
+    await worker.wait_ready()
+    deadline = time.monotonic() + 30.0
+    while (info := await client.get_job(job_id)).state is not JobState.FAILED:
+        assert worker.proc.returncode is None, (
+            f"the worker exited with {worker.proc.returncode}: {info}\n{worker.stderr_text()}"
+        )
+        assert time.monotonic() < deadline, f"not failed within 30s: {info}"
+        await asyncio.sleep(0.05)
+    assert info.retry_count == 2 and isinstance(info.output, dict)
+    assert info.output["type"] == "SystemExit"
+    ((runs,),) = await fetch_all(db_dsn, "SELECT count(*) FROM executions")
+    assert runs == 3  # retry_limit + 1 attempts, then the dead-letter queue
+    assert len(await client.find_jobs(dead)) == 1
+    assert worker.proc.returncode is None  # the worker survived its poison job
+    assert await worker.terminate() == 0, worker.stderr_text()
+
+
+async def test_sigterm_during_a_database_outage_ends_the_worker_within_a_bound(
+    client: QueueClient, spawner: Spawner, db_dsn: str
+) -> None:
+    queue = "outage"
+    await client.create_queue(queue)
+    await client.send_many(queue, [{"i": i} for i in range(3)])
+    proxy = BlackHoleProxy(db_dsn)
+    port = await proxy.start()
+    try:
+        spawner.dsn = proxied_dsn(db_dsn, port)
+        shutdown_timeout, flush_wait, stop_wait = 1.0, 2.0, 1.0
+        worker = await spawner.start(
+            queue,
+            concurrency=1,
+            sleep=3600.0,
+            heartbeat=0.6,
+            extra=(
+                "--shutdown-timeout",
+                str(shutdown_timeout),
+                "--records-dsn",
+                db_dsn,
+                "--stop-waits",
+                f"{flush_wait},{stop_wait}",
+            ),
+        )
+        await worker.wait_ready()
+        deadline = time.monotonic() + 20.0
+        while not await fetch_all(db_dsn, "SELECT 1 FROM executions"):
+            assert time.monotonic() < deadline, worker.stderr_text()
+            await asyncio.sleep(0.05)
+        proxy.black_hole()
+        await asyncio.sleep(1.0)  # heartbeats and the claim loop now wait on a silent server
+        began = time.monotonic()
+        code = await worker.terminate(timeout=60)
+        elapsed = time.monotonic() - began
+        # close() + the pools' own close (psycopg_pool: 5 s each at most) + interpreter exit
+        bound = shutdown_timeout + flush_wait + 4 * stop_wait + 2 * 5 + 3
+        assert code == 0, worker.stderr_text()
+        assert elapsed < bound, f"stopped after {elapsed:.1f}s (bound {bound}s)"
+    finally:
+        await proxy.stop()

@@ -442,7 +442,7 @@ async def test_batch_handler_outcomes_apply_to_every_job(client: QueueClient) ->
         assert (await client.get_job(job_id)).retry_count == 0
 
 
-async def test_stopping_a_batch_worker_finishes_claimed_batches_within_the_timeout(
+async def test_stopping_a_batch_worker_finishes_the_running_batch_and_hands_back_the_prefetched(
     client: QueueClient,
 ) -> None:
     await client.create_queue("stop-bulk")
@@ -462,10 +462,12 @@ async def test_stopping_a_batch_worker_finishes_claimed_batches_within_the_timeo
     await asyncio.sleep(0.1)
     release.set()
     await asyncio.wait_for(stopping, 10)
-    states = [(await client.get_job(i)).state for i in ids]
-    # the running batch and the prefetched one finish; nothing more is claimed
-    assert states.count(JobState.COMPLETED) == 4
-    assert states.count(JobState.CREATED) == 2
+    infos = [await client.get_job(i) for i in ids]
+    states = [info.state for info in infos]
+    # the running batch finishes; the prefetched one went back unstarted; nothing more claimed
+    assert states.count(JobState.COMPLETED) == 2
+    assert states.count(JobState.CREATED) == 4
+    assert all(info.retry_count == 0 for info in infos)
 
 
 async def test_stopping_a_batch_worker_releases_unfinished_batches(client: QueueClient) -> None:

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from insightdesk.shared.clock import Clock, FakeClock, SystemClock
 from insightdesk.shared.health import ASGIApp, Health, Receive, Scope, Send, ops_app
+from insightdesk.shared.queue.tasks import Loops
 from insightdesk.shared.service import Process, ProcessContext, Service, keep_running
 from insightdesk.shared.settings import ServiceSettings
 
@@ -89,6 +90,28 @@ async def test_a_watched_loop_that_dies_takes_readiness_down_for_good() -> None:
     await asyncio.gather(alive, return_exceptions=True)
     ready, parts = await health.report()
     assert not ready and parts["loop:steady"] == "ok" and parts["process"] == "stopping"
+
+
+class _Escape(BaseException):
+    """What no loop guard catches: the loop dies."""
+
+
+async def test_a_dead_engine_loop_takes_readiness_down_and_is_reported() -> None:
+    health, loops = Health(), Loops()
+    deaths: list[str] = []
+    health.on_death(lambda name, reason: deaths.append(name))
+    health.watch_loops(loops)
+    assert (await health.report()) == (True, {"loop:queue": "ok"})
+
+    async def dies() -> None:
+        await asyncio.sleep(0)
+        raise _Escape
+
+    await asyncio.gather(loops.spawn("consumer", dies()), return_exceptions=True)
+    await asyncio.sleep(0)
+    ready, parts = await health.report()
+    assert not ready and parts["loop:queue"].startswith("consumer crashed: _Escape")
+    assert deaths == ["queue:consumer"]
 
 
 async def test_metrics_run_the_scrape_hooks_and_other_paths_reach_the_inner_app() -> None:
@@ -168,6 +191,33 @@ def test_invalid_settings_exit_2_naming_the_field(
     log: list[str] = []
     assert demo_service(log).main(["run"]) == 2
     assert "workers" in capsys.readouterr().err and log == []
+
+
+def test_a_process_whose_watched_loop_dies_ends_with_exit_1(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTP_PORT", "0")
+
+    @asynccontextmanager
+    async def process(settings: DemoSettings, ctx: ProcessContext) -> AsyncIterator[None]:
+        loops = Loops()
+        ctx.watch_queue(loops)
+
+        async def dies() -> None:
+            await asyncio.sleep(0.3)
+            raise _Escape
+
+        task = loops.spawn("heartbeats", dies())
+        yield None
+        await asyncio.gather(task, return_exceptions=True)
+
+    async def migrate(settings: DemoSettings) -> None:
+        return None
+
+    service = Service(
+        name="demo", settings=DemoSettings, migrate=migrate, processes=[Process("run", process)]
+    )
+    assert service.main(["run"]) == 1
 
 
 def test_processes_are_commands_with_their_own_port_and_tracing_name() -> None:

@@ -1,9 +1,12 @@
 """Liveness, readiness and metrics of a service process, the same for every service.
 
 :class:`Health` collects what readiness means for one process: named checks (the database
-answers, the broker runs) and the long-lived loops it watches. A watched loop that ends for any
-reason but shutdown takes readiness down for good and is logged (STYLE rule 19): a process
-that looks healthy while doing nothing is the worst failure. :func:`ops_app` serves
+answers, the broker runs) and the long-lived loops it watches: its own tasks (:meth:`Health.watch`)
+and the queue engine's (:meth:`Health.watch_loops`: claims, heartbeats, recovery, maintenance,
+cron). A watched loop that ends for any reason but shutdown takes readiness down for good, is
+logged and is reported to the :meth:`Health.on_death` listeners; the service entry then ends
+the process with exit code 1 (STYLE rule 19): a process that looks healthy while doing nothing
+is the worst failure. :func:`ops_app` serves
 
 * ``GET /healthz`` — 200 while the process serves HTTP;
 * ``GET /readyz`` — 200 when every check passes and every watched loop runs, else 503, with a
@@ -20,7 +23,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -33,6 +36,14 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+DeathListener = Callable[[str, str], None]
+
+
+class LoopGroup(Protocol):
+    """A set of loops that reports its deaths (the engine's
+    :class:`~insightdesk.shared.queue.tasks.Loops`)."""
+
+    def on_death(self, listener: DeathListener, /) -> None: ...
 
 
 class Health:
@@ -43,6 +54,8 @@ class Health:
         self._checks: dict[str, Check] = {}
         self._loops: dict[str, asyncio.Task[Any]] = {}
         self._dead: dict[str, str] = {}
+        self._groups: dict[str, dict[str, str]] = {}
+        self._listeners: list[DeathListener] = []
         self._stopping = False
         self.scrape_hooks: list[Callable[[], Awaitable[None]]] = []
 
@@ -56,6 +69,23 @@ class Health:
         task.add_done_callback(lambda t: self._ended(name, t))
         return task
 
+    def watch_loops(self, group: LoopGroup, name: str = "queue") -> None:
+        """Watch a group of loops (e.g. a queue client's ``loops``): one that dies before
+        shutdown takes readiness down for good (reported as ``loop:<name>``)."""
+        dead = self._groups.setdefault(name, {})
+
+        def died(loop: str, reason: str) -> None:
+            if self._stopping:
+                return
+            dead[loop] = reason
+            self._died(f"{name}:{loop}", reason)
+
+        group.on_death(died)
+
+    def on_death(self, listener: DeathListener) -> None:
+        """Call ``listener(name, reason)`` when a watched loop dies before shutdown."""
+        self._listeners.append(listener)
+
     def _ended(self, name: str, task: asyncio.Task[Any]) -> None:
         if self._stopping:
             return
@@ -66,7 +96,15 @@ class Health:
         else:
             reason = "returned"
         self._dead[name] = reason
+        self._died(name, reason)
+
+    def _died(self, name: str, reason: str) -> None:
         log.error("loop %s %s; the process is no longer ready", name, reason)
+        for listener in list(self._listeners):
+            try:
+                listener(name, reason)
+            except Exception:
+                log.exception("a listener of the death of loop %s failed", name)
 
     def stopping(self) -> None:
         """Shutdown began: not ready any more, and loops ending now are expected."""
@@ -86,6 +124,10 @@ class Health:
         )
         for name in self._loops:
             parts[f"loop:{name}"] = self._dead.get(name, "ok")
+        for name, dead in self._groups.items():
+            parts[f"loop:{name}"] = (
+                "; ".join(f"{loop} {reason}" for loop, reason in sorted(dead.items())) or "ok"
+            )
         ready = not self._stopping and all(v == "ok" for v in parts.values())
         if self._stopping:
             parts["process"] = "stopping"

@@ -29,14 +29,17 @@ its queues, then exits 0. ``run`` (the default) starts the first process; a serv
 processes (tickets: ``api`` and ``worker``) also takes each process's name as a command.
 
 A process is an async context manager factory ``run(settings, ctx)``: on entry it opens *its
-own* pools and starts its loops (``ctx.every(...)`` — watched, so a dead loop takes readiness
-down), registers readiness checks on ``ctx.health`` and metrics on ``ctx.registry``, and yields
-its ASGI app (or None when it has no routes of its own). The entry serves that app under uvicorn
-behind :func:`insightdesk.shared.health.ops_app` (``/healthz``, ``/readyz``, ``/metrics``) on the
-process's port. SIGTERM or Ctrl-C: readiness goes down, HTTP stops accepting and drains (up to
-``shutdown_timeout``), the app's lifespan ends, the loops are cancelled, the context exits (pools
-closed) and the process exits 0. Exit 2: invalid settings (the message names the field); exit 1:
-a project error at start-up (e.g. no ``DATABASE_URL``, a database that cannot be reached).
+own* pools and starts its loops (``ctx.every(...)``, and the queue engine's through
+``ctx.watch_queue(client_or_broker.loops)`` — watched, so a dead loop takes readiness down and
+ends the process with exit code 1), registers readiness checks on ``ctx.health`` and metrics on
+``ctx.registry``, and yields its ASGI app (or None when it has no routes of its own). The entry
+serves that app under uvicorn behind :func:`insightdesk.shared.health.ops_app` (``/healthz``,
+``/readyz``, ``/metrics``) on the process's port. SIGTERM or Ctrl-C: readiness goes down, HTTP
+stops accepting and drains (up to ``shutdown_timeout``), the app's lifespan ends, the loops are
+cancelled, the context exits (pools closed) and the process exits 0. A watched loop that dies
+stops the process the same way, with exit 1. Exit 2: invalid settings (the message names the
+field); exit 1: a project error at start-up (e.g. no ``DATABASE_URL``, a database that cannot
+be reached).
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ from pydantic_settings import SettingsError
 
 from insightdesk.shared.clock import Clock, SystemClock
 from insightdesk.shared.errors import ConfigurationError, DatabaseError, InsightDeskError
-from insightdesk.shared.health import ASGIApp, Health, ops_app
+from insightdesk.shared.health import ASGIApp, Health, LoopGroup, ops_app
 from insightdesk.shared.migrations import load_migrations, migrate_schema
 from insightdesk.shared.queue.client import QueueClient
 from insightdesk.shared.queue.migrator import migrate as migrate_queue_schema
@@ -110,6 +113,10 @@ class ProcessContext:
         self.health.watch(name, task)
         return task
 
+    def watch_queue(self, loops: LoopGroup) -> None:
+        """Watch the queue engine's loops (a ``QueueClient``'s or ``PgBroker``'s ``loops``)."""
+        self.health.watch_loops(loops)
+
     async def stop_loops(self) -> None:
         """Cancel the loops started with :meth:`every` and wait for them (idempotent)."""
         self.health.stopping()
@@ -126,8 +133,9 @@ async def keep_running(
     *,
     max_backoff: float = 60.0,
 ) -> None:
-    """Call ``action`` every ``interval`` seconds, forever. A failure is logged and retried with
-    exponential backoff (capped at ``max_backoff``): a database restart must not end the loop."""
+    """Call ``action`` every ``interval`` seconds, forever. A failure is logged (a bug at ERROR
+    with its traceback) and retried with exponential backoff (capped at ``max_backoff``): a
+    database restart must not end the loop."""
     failures = 0
     while True:
         try:
@@ -135,12 +143,20 @@ async def keep_running(
             failures, delay = 0, interval
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001  # any failure is retried; the loop must survive
+        except Exception as exc:  # any failure is retried; the loop must survive
             failures += 1
             delay = min(max_backoff, max(interval, 0.5) * 2 ** min(failures, 8))
-            log.warning(
-                "%s failed (%d in a row, next try in %.1fs): %r", name, failures, delay, exc
-            )
+            if isinstance(exc, InsightDeskError | OSError | psycopg.Error):
+                log.warning(
+                    "%s failed (%d in a row, next try in %.1fs): %r", name, failures, delay, exc
+                )
+            else:  # not an error we expect: a bug, said loudly with its traceback
+                log.exception(
+                    "%s failed unexpectedly (%d in a row, next try in %.1fs)",
+                    name,
+                    failures,
+                    delay,
+                )
         await asyncio.sleep(delay)
 
 
@@ -222,6 +238,13 @@ class _Signals:
     def __init__(self) -> None:
         self.server: uvicorn.Server | None = None
         self.finished = False
+        self.failed = False
+
+    def fail(self, name: str, reason: str) -> None:
+        """A watched loop died: stop the process (gracefully) and exit 1."""
+        self.failed = True
+        if self.server is not None:
+            self.server.should_exit = True
 
     def install(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -258,6 +281,7 @@ async def _serve(service: Service[S], process: Process[S], settings: S, signals:
         registry=CollectorRegistry(),
         tracer_provider=provider,
     )
+    ctx.health.on_death(signals.fail)
     started = False
     try:
         async with process.run(settings, ctx) as inner:
@@ -273,6 +297,7 @@ async def _serve(service: Service[S], process: Process[S], settings: S, signals:
                 )
                 server = uvicorn.Server(config)
                 signals.server = server
+                server.should_exit = signals.failed  # a loop died while the process started
                 await server.serve()
                 started = server.started
             finally:
@@ -280,6 +305,9 @@ async def _serve(service: Service[S], process: Process[S], settings: S, signals:
                 await ctx.stop_loops()
     finally:
         provider.shutdown()
+    if signals.failed:
+        log.error("%s: stopped because a watched loop died", label)
+        return 1
     log.info("%s: stopped", label)
     return 0 if started else 1
 

@@ -72,6 +72,7 @@ async def scheduler_process(
                 )
 
         ctx.health.add_check("database", database)
+        ctx.watch_queue(client.loops)
         ctx.health.scrape_hooks.append(count_states)
         ctx.every("reconcile", settings.reconcile_interval, scheduler.reconcile)
         ctx.every("cron", settings.tick_interval, tick)

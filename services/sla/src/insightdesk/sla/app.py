@@ -235,6 +235,7 @@ async def sla_process(settings: SlaSettings, ctx: ProcessContext) -> AsyncIterat
                 await queue_metrics.refresh(broker.client)
 
         ctx.health.add_check("broker", broker_answers)
+        ctx.watch_queue(broker.loops)  # a dead claim/heartbeat loop ends the process
         ctx.health.add_check("database", database_answers)
         ctx.health.scrape_hooks.append(refresh_queue_metrics)
         yield make_asgi_app(

@@ -38,6 +38,7 @@ from insightdesk.shared.queue.registry import WorkerRegistry
 from insightdesk.shared.queue.statements import Statements
 from insightdesk.shared.queue.store import PgStore
 from insightdesk.shared.queue.supervisor import Supervisor
+from insightdesk.shared.queue.tasks import STOP_WAIT, Loops, within
 from insightdesk.shared.queue.worker import (
     DEFAULT_HEARTBEAT,
     BatchHandler,
@@ -58,11 +59,19 @@ class QueueClient:
     """
 
     def __init__(
-        self, pool: AsyncConnectionPool[Any], *, schema: str = "queue", dsn: str | None = None
+        self,
+        pool: AsyncConnectionPool[Any],
+        *,
+        schema: str = "queue",
+        dsn: str | None = None,
+        loops: Loops | None = None,
     ) -> None:
         self.store = PgStore(pool, schema=schema, dsn=dsn)
-        self.consumer = Consumer(self.store)
-        self.supervisor = Supervisor(self.store)
+        self.loops = Loops() if loops is None else loops
+        """The client's long-lived loops (claims, heartbeats, recovery, maintenance, history,
+        cron): ``loops.dead`` and ``loops.on_death(...)`` make a dead one visible."""
+        self.consumer = Consumer(self.store, loops=self.loops)
+        self.supervisor = Supervisor(self.store, loops=self.loops)
         self.registry = WorkerRegistry(self.store)  # console: who works on what
         self._registered: list[uuid.UUID] = []
 
@@ -196,13 +205,19 @@ class QueueClient:
         return started
 
     async def close(self, timeout: float | None = None) -> None:
-        """Stop every worker (finishing or releasing in-flight jobs), then the background tasks."""
+        """Stop every worker (finishing or releasing in-flight jobs), then the background tasks.
+
+        Bounded whatever the database does: at most ``timeout`` (the workers' shutdown
+        timeout) plus :data:`~insightdesk.shared.queue.consumer.FLUSH_WAIT` plus four times
+        :data:`~insightdesk.shared.queue.tasks.STOP_WAIT` (35 s beyond ``timeout`` with the
+        defaults), and only that long when the database hangs; what could not be settled
+        meanwhile is left to crash recovery."""
         workers = self.consumer.workers
         await asyncio.gather(*(w.stop(timeout) for w in workers))
         await self.consumer.flush()
         registered, self._registered = self._registered, []
         if registered:
-            await self.registry.remove(*registered)
+            await within("unregistering workers", STOP_WAIT, self.registry.remove(*registered))
         await self.supervisor.stop()
 
     # ------------------------------------------------------------------ schema and queues

@@ -13,6 +13,12 @@ is filtered in the process, no round trip), a runner finishing, a due instant, o
 deadline. Poll deadlines are coalesced: a timeout polls every idle queue whose deadline falls
 within half an interval, so idle cost is about two statements per poll interval, however many
 queues the process serves.
+
+The loop survives every failure of a cycle (STYLE rule 19): a lost connection or a database
+error is logged as a warning, anything else as an error with its traceback, and the loop opens
+a new session after a capped exponential backoff. Stopping is bounded: what stopping workers
+left is sent within :data:`FLUSH_WAIT` while the database answers; after that the loop is
+cancelled (abandoned if the driver swallows it) and crash recovery takes the jobs over.
 """
 
 from __future__ import annotations
@@ -20,15 +26,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from insightdesk.shared.errors import ConnectionLost, QueueError
+from insightdesk.shared.errors import QueueError
 from insightdesk.shared.queue.acks import AckBuffer
 from insightdesk.shared.queue.heartbeater import Heartbeater
 from insightdesk.shared.queue.jobs import Job
 from insightdesk.shared.queue.ports import ClaimRequest, ClaimSession, JobStore, Postponed
+from insightdesk.shared.queue.tasks import Backoff, Loops, cancel_and_wait, log_failure, within
 from insightdesk.shared.queue.worker import DEFAULT_HEARTBEAT
 
 if TYPE_CHECKING:
@@ -64,17 +71,22 @@ class Consumer:
         *,
         default_heartbeat: float = DEFAULT_HEARTBEAT,
         listen: bool = True,
+        loops: Loops | None = None,
     ) -> None:
         self.store = store
+        self.loops = Loops() if loops is None else loops
         self.default_heartbeat = default_heartbeat
         self.listen = listen
         self.acks = AckBuffer()
         self.stats = ConsumerStats()
-        self.heartbeater = Heartbeater(store, self.held, default_heartbeat=default_heartbeat)
+        self.heartbeater = Heartbeater(
+            store, self.held, default_heartbeat=default_heartbeat, loops=self.loops
+        )
         self._workers: list[Worker] = []
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stuck = False  # a flush gave up (database down): stopping waits no more
 
     # ------------------------------------------------------------------ workers
 
@@ -99,35 +111,52 @@ class Consumer:
         self.heartbeater.default_heartbeat = self.default_heartbeat
         self.heartbeater.start()
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._loop(), name="consumer")
+            self._stuck = False
+            self._task = self.loops.spawn("consumer", self._loop(), may_return=True)
         self._wake.set()
 
     async def remove(self, worker: Worker) -> None:
-        """Forget ``worker`` once what it left in the ack buffer reached the store."""
-        await self.flush()
+        """Forget ``worker`` once what it left in the ack buffer reached the store (or
+        :data:`FLUSH_WAIT` passed: the database does not answer)."""
+        settled = await self.flush()
         if worker in self._workers:
             self._workers.remove(worker)
         if not self._workers:
-            await self.heartbeater.stop()
             self._wake.set()
-            if self._task is not None:
-                await asyncio.wait([self._task])
-                self._task = None
-        await self.flush()
+            task, self._task = self._task, None
+            stops: list[Coroutine[Any, Any, object]] = [self.heartbeater.stop()]
+            if task is not None:
+                done, _ = await asyncio.wait([task], timeout=FLUSH_WAIT if settled else 0)
+                if not done:
+                    log.warning("consumer loop did not end in time (database down?); cancelled")
+                    settled = False
+                    stops.append(cancel_and_wait(task))
+            await asyncio.gather(*stops)
+        if settled:
+            await self.flush()
 
-    async def flush(self) -> None:
-        """Wait until the ack buffer has been sent (directly, if the loop is not running)."""
+    async def flush(self) -> bool:
+        """Wait until the ack buffer has been sent (directly, if the loop is not running), at
+        most :data:`FLUSH_WAIT` seconds; False when it could not be (crash recovery will)."""
         while self.acks:
             if self._task is None or self._task.done():
-                await self._settle_without_loop()
-                return
+                if self._stuck:  # already waited once for this database: do not wait again
+                    return False
+                self._stuck = not await within(
+                    "settling jobs without the consumer loop",
+                    FLUSH_WAIT,
+                    self._settle_without_loop(),
+                )
+                return not self._stuck
             self._flushed.clear()
             self._wake.set()
             try:
                 await asyncio.wait_for(self._flushed.wait(), FLUSH_WAIT)
             except TimeoutError:
                 log.warning("consumer could not settle its jobs in time; crash recovery will")
-                return
+                self._stuck = True
+                return False
+        return True
 
     async def _settle_without_loop(self) -> None:
         done = self.acks.take_done()
@@ -144,27 +173,20 @@ class Consumer:
     # ------------------------------------------------------------------ the loop
 
     async def _loop(self) -> None:
-        backoff = 0.05
+        backoff = Backoff(0.05, 5.0)
         while self._workers or self.acks:
             try:
                 async with self.store.session(listen=self.listen) as session:
-                    backoff = 0.05
+                    backoff.reset()
                     for worker in self._workers:
                         worker.maybe_ready = True  # anything sent while we were not listening
                     await self._serve(session)
                     return
-            except ConnectionLost as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001  # the claim loop must survive any cycle
                 self.stats.errors += 1
-                log.warning(
-                    "consumer lost its database connection (%s); retry in %.2fs", exc, backoff
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            except QueueError as exc:
-                self.stats.errors += 1
-                log.warning("consumer cycle failed (%s); retry in %.2fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await asyncio.sleep(log_failure(log, "consumer cycle", exc, backoff))
 
     def _wanting(self, now: float) -> Iterator[Worker]:
         for worker in self._workers:
@@ -239,7 +261,7 @@ class Consumer:
             # several workers of one queue share its claim, each up to what it asked for
             pool = by_queue.get(worker.queue, [])
             got, by_queue[worker.queue] = pool[: request.limit], pool[request.limit :]
-            if got and worker.closed:  # its runners ended while the claim ran: give them back
+            if got and worker.stopping:  # it began to stop while the claim ran: give them back
                 worker.stats.released += len(got)
                 self.acks.postponed.extend(Postponed(job, 0.0) for job in got)
                 continue

@@ -4,7 +4,9 @@ A job's heartbeat proves its worker alive; crash recovery re-queues an active jo
 heartbeat is older than its period. Instead of a task per worker waking every 0.2 s, one task per
 consumer sleeps until a third of the shortest period among the held jobs has passed (or until new
 jobs arrive, which may shorten it) and then touches all held jobs in one statement. With nothing
-held it sleeps until the next claim: idle costs nothing.
+held it sleeps until the next claim: idle costs nothing. A failed heartbeat is logged (with
+its exception) and tried again at the next period; nothing ends the loop but :meth:`stop`,
+which is bounded even when the driver swallows the cancellation.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from insightdesk.shared.errors import QueueError
 from insightdesk.shared.queue.jobs import Job
 from insightdesk.shared.queue.ports import JobStore
-from insightdesk.shared.queue.tasks import cancel_and_wait
+from insightdesk.shared.queue.tasks import Backoff, Loops, cancel_and_wait, log_failure
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,15 @@ class Heartbeater:
     """Keeps the jobs ``held()`` returns alive through ``store``."""
 
     def __init__(
-        self, store: JobStore, held: Callable[[], list[Job]], *, default_heartbeat: float
+        self,
+        store: JobStore,
+        held: Callable[[], list[Job]],
+        *,
+        default_heartbeat: float,
+        loops: Loops | None = None,
     ) -> None:
         self.store = store
+        self.loops = Loops() if loops is None else loops
         self.default_heartbeat = default_heartbeat
         self.beats = 0
         self._held = held
@@ -39,7 +46,7 @@ class Heartbeater:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="heartbeats")
+            self._task = self.loops.spawn("heartbeats", self._run())
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -56,6 +63,7 @@ class Heartbeater:
         return min((j.heartbeat or self.default_heartbeat) for j in jobs) / 3
 
     async def _run(self) -> None:
+        backoff = Backoff(0.05, 5.0)  # counts failures in a row for the log
         last = time.monotonic()
         while True:
             self._kick.clear()
@@ -75,5 +83,8 @@ class Heartbeater:
             try:
                 await self.store.heartbeat(jobs)
                 self.beats += 1
-            except QueueError as exc:
-                log.warning("heartbeat for %d job(s) failed: %s", len(jobs), exc)
+                backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001  # the next period tries again
+                log_failure(log, f"heartbeat for {len(jobs)} job(s)", exc, backoff)

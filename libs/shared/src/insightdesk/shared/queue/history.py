@@ -11,13 +11,13 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from insightdesk.shared.errors import QueueError
 from insightdesk.shared.queue.control import (
     HISTORY_EVERY,
     HISTORY_RETENTION,
     prune_history,
     snapshot,
 )
+from insightdesk.shared.queue.tasks import Backoff, log_failure
 
 if TYPE_CHECKING:
     from insightdesk.shared.queue.store import PgStore
@@ -33,6 +33,7 @@ async def record_history(
 ) -> None:
     """Snapshot just after each slot boundary; prune past ``retention`` about once a minute."""
     last_prune = 0.0
+    backoff = Backoff(every, 300.0)  # failures are logged; the next slot tries again
     while True:
         await asyncio.sleep(every - time.time() % every + 0.05)
         try:
@@ -40,5 +41,8 @@ async def record_history(
             if time.monotonic() - last_prune > 60:
                 await prune_history(store, retention)
                 last_prune = time.monotonic()
-        except QueueError as exc:
-            log.warning("queue history snapshot failed: %s", exc)
+            backoff.reset()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001  # the loop must survive whatever a pass raises
+            log_failure(log, "queue history snapshot", exc, backoff)

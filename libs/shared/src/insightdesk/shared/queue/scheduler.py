@@ -9,6 +9,9 @@ derived from (schedule, slot), a second guard.
 Missed ticks (scheduler down, or slow): ``missed="skip"`` fires only the latest due slot and
 only while it is at most ``grace`` seconds old; ``missed="catch_up"`` fires every missed slot not
 older than ``grace``, oldest first. Slots older than that are passed over, never fired late.
+
+The tick loop of :meth:`CronScheduler.start` survives any failure of a tick (a lock timeout, a
+terminated backend, a bug): logged with its exception and retried after a capped backoff.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from insightdesk.shared.queue.cron import load_zone, parse_cron
 from insightdesk.shared.queue.options import MAX_DURATION, JobOptions, validate_name
 from insightdesk.shared.queue.payloads import to_json
 from insightdesk.shared.queue.store import PgStore
-from insightdesk.shared.queue.tasks import cancel_and_wait
+from insightdesk.shared.queue.tasks import Loops, cancel_and_wait, every
 
 if TYPE_CHECKING:
     from insightdesk.shared.queue.client import QueueClient
@@ -76,7 +79,10 @@ class CronScheduler:
         if tick_interval <= 0:
             raise InvalidArgument("tick_interval must be > 0")
         self.store: PgStore = client if isinstance(client, PgStore) else client.store
+        own: Loops | None = getattr(client, "loops", None)
+        self.loops = own if isinstance(own, Loops) else Loops()
         self.tick_interval = tick_interval
+        self.backoff_first = 0.5  # first retry delay after a failed tick (doubling, capped)
         self._task: asyncio.Task[None] | None = None
 
     async def schedule(
@@ -176,7 +182,7 @@ class CronScheduler:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="cron")
+            self._task = self.loops.spawn("cron", self._run())
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -184,11 +190,6 @@ class CronScheduler:
             self._task = None
 
     async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except asyncio.CancelledError:
-                raise
-            except (QueueError, OSError) as exc:
-                log.warning("cron tick failed: %s", exc)
-            await asyncio.sleep(self.tick_interval)
+        await every(
+            "cron tick", lambda: self.tick_interval, self.tick, logger=log, first=self.backoff_first
+        )

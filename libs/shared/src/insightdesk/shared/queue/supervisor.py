@@ -10,7 +10,10 @@ rows of ended connections, and VACUUM/ANALYZE the engine's tables when dead row 
 on a server whose autovacuum is off (``vacuum="auto"``).
 
 The supervisor holds the policy (intervals, batch size, pacing, when to vacuum); the store runs
-the statements and hands back errors already wrapped in the project's error tree.
+the statements and hands back errors already wrapped in the project's error tree. Each duty is
+a loop that survives any failure (logged, retried after a capped backoff, see
+:mod:`~insightdesk.shared.queue.tasks`); its tasks are watched by the client's
+:class:`~insightdesk.shared.queue.tasks.Loops`.
 """
 
 from __future__ import annotations
@@ -22,10 +25,9 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from insightdesk.shared.errors import QueueError
 from insightdesk.shared.queue.history import record_history
 from insightdesk.shared.queue.store import MaintenanceResult, PgMaintenance, PgStore
-from insightdesk.shared.queue.tasks import cancel_and_wait
+from insightdesk.shared.queue.tasks import Loops, cancel_and_wait, every
 from insightdesk.shared.queue.worker import DEFAULT_HEARTBEAT
 
 log = logging.getLogger(__name__)
@@ -52,8 +54,11 @@ class Supervisor:
         batch: int = 2000,
         pace: float = 1.0,
         vacuum: VacuumMode = "auto",
+        loops: Loops | None = None,
     ) -> None:
         self.store = store
+        self.loops = Loops() if loops is None else loops
+        self.backoff_first = 0.5  # first retry delay after a failed pass (doubling, capped)
         self.recover_interval = recover_interval
         self.maintenance_interval = maintenance_interval
         self.default_heartbeat = default_heartbeat
@@ -64,33 +69,27 @@ class Supervisor:
 
     def start(self) -> None:
         if not self._tasks:
+            spawn = self.loops.spawn
             self._tasks = [
-                asyncio.create_task(
-                    self._every(lambda: self.recover_interval, self.recover), name="recover"
+                spawn(
+                    "recover", self._every("recover", lambda: self.recover_interval, self.recover)
                 ),
-                asyncio.create_task(
-                    self._every(lambda: self.maintenance_interval, self.maintain),
-                    name="maintenance",
+                spawn(
+                    "maintenance",
+                    self._every("maintenance", lambda: self.maintenance_interval, self.maintain),
                 ),
-                asyncio.create_task(record_history(self.store), name="history"),
+                spawn("history", record_history(self.store)),
             ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            await cancel_and_wait(task)
-        self._tasks = []
+        """Cancel the duties together; bounded even if the driver swallows a cancellation."""
+        tasks, self._tasks = self._tasks, []
+        await asyncio.gather(*(cancel_and_wait(task) for task in tasks))
 
     async def _every(
-        self, interval: Callable[[], float], action: Callable[[], Awaitable[Any]]
+        self, name: str, interval: Callable[[], float], action: Callable[[], Awaitable[Any]]
     ) -> None:
-        while True:
-            try:
-                await action()
-            except asyncio.CancelledError:
-                raise
-            except (QueueError, OSError) as exc:
-                log.warning("queue supervision failed: %s", exc)
-            await asyncio.sleep(interval())
+        await every(f"queue {name}", interval, action, logger=log, first=self.backoff_first)
 
     async def recover(self) -> list[tuple[uuid.UUID, str]]:
         """Re-queue (or fail) active jobs whose heartbeat stopped or that passed expire_in."""

@@ -20,8 +20,15 @@ completes them all (a list as long as the batch gives job ``i`` output ``i``; an
 every job's output), an exception or ``Snooze``/``RetryLater``/``Reject`` applies to each job.
 The batch runs under the smallest ``expire_in`` of its jobs.
 
-On stop the worker stops claiming, lets in-flight jobs finish within a timeout and releases
-whatever is still held back to the queue without using an attempt.
+On stop the worker stops claiming, hands the jobs it holds but has not started (prefetched)
+back to the queue at once, lets in-flight jobs finish within a timeout and releases whatever is
+still held back to the queue; a released job uses no attempt.
+
+A handler that raises ``SystemExit``, ``KeyboardInterrupt`` or ``asyncio.CancelledError`` (one
+not caused by the worker's own shutdown cancelling its runner) fails its job like any other
+exception, using an attempt, and the runner goes on: a poison job reaches its retry limit and
+its dead-letter queue instead of taking the process down (and being released, unattempted, by
+the shutdown) on every delivery.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from insightdesk.shared.queue.options import validate_name
 from insightdesk.shared.queue.outcomes import Outcome, Reject, RetryLater, Snooze, checked_delay
 from insightdesk.shared.queue.payloads import to_json, without_surrogates
 from insightdesk.shared.queue.ports import ClaimRequest, Completion, Failure, Postponed
+from insightdesk.shared.queue.tasks import STOP_WAIT
 
 if TYPE_CHECKING:
     from insightdesk.shared.queue.consumer import Consumer
@@ -168,6 +176,7 @@ class Worker:
             return
         timeout = self.shutdown_timeout if timeout is None else timeout
         self.stopping = True
+        self._release_waiting()
         if self.claimed:
             self._idle.clear()
             with contextlib.suppress(TimeoutError):
@@ -175,7 +184,9 @@ class Worker:
         self.closed = True
         for task in self._runners:
             task.cancel()
-        await asyncio.gather(*self._runners, return_exceptions=True)
+        _, pending = await asyncio.wait(self._runners, timeout=STOP_WAIT)
+        if pending:  # a handler swallowed its cancellation: its job is released all the same
+            log.error("%d handler(s) of %s ignored their cancellation", len(pending), self.queue)
         leftover = list(self.claimed.values())
         self.claimed.clear()
         while not self._ready.empty():
@@ -186,6 +197,23 @@ class Worker:
             self.stats.released += len(leftover)
             log.info("releasing %d unfinished job(s) of %s", len(leftover), self.queue)
         await self.consumer.remove(self)
+
+    def _release_waiting(self) -> None:
+        """Hand back, without using an attempt, the claimed jobs no runner has started."""
+        released: list[Job] = []
+        while not self._ready.empty():
+            jobs = self._ready.get_nowait()
+            self._batches -= 1 if self.batch else len(jobs)
+            for job in jobs:
+                del self.claimed[job.id]
+            released.extend(jobs)
+        if released:
+            self.consumer.acks.postponed.extend(Postponed(job, 0.0) for job in released)
+            self.stats.released += len(released)
+            log.info("releasing %d waiting job(s) of %s", len(released), self.queue)
+            self.consumer.wake()
+        if not self.claimed:
+            self._idle.set()
 
     # ------------------------------------------------------------------ claims
 
@@ -231,9 +259,21 @@ class Worker:
                     else:
                         output = await cast("Handler", self.handler)(jobs[0])
                 texts = _batch_outputs(output, len(jobs)) if batch else [_text(output)]
-            except asyncio.CancelledError:
-                # Shutdown timed out while this ran: the jobs stay held and stop() releases them.
-                raise
+            except asyncio.CancelledError as exc:
+                runner = asyncio.current_task()
+                if self.closed or (runner is not None and runner.cancelling()):
+                    # Shutdown timed out while this ran: the jobs stay held, stop() releases them.
+                    raise
+                log.exception(
+                    "%d job(s) on %s: the handler raised CancelledError", len(jobs), self.queue
+                )
+                self._finished(jobs, self._record_failure(jobs, exc, deadline, expire_in), started)
+                continue
+            except (SystemExit, KeyboardInterrupt) as exc:
+                # one job's code does not end the process: the attempt counts, the runner goes on
+                log.exception("%d job(s) on %s: the handler tried to exit", len(jobs), self.queue)
+                self._finished(jobs, self._record_failure(jobs, exc, deadline, expire_in), started)
+                continue
             except Exception as exc:  # noqa: BLE001  # every handler error has an outcome
                 self._finished(jobs, self._record_failure(jobs, exc, deadline, expire_in), started)
                 continue
@@ -244,7 +284,7 @@ class Worker:
             self._finished(jobs, None, started)
 
     def _record_failure(
-        self, jobs: list[Job], exc: Exception, deadline: asyncio.Timeout, expire_in: float
+        self, jobs: list[Job], exc: BaseException, deadline: asyncio.Timeout, expire_in: float
     ) -> list[Outcome]:
         """Map what a handler raised onto the engine outcome of each of ``jobs``; the one place
         these rules live for single jobs and batches alike."""
@@ -283,7 +323,7 @@ class Worker:
         """Forget finished jobs; ``outcomes`` None means every job completed."""
         claimed = self.claimed
         for job in jobs:
-            del claimed[job.id]
+            claimed.pop(job.id, None)  # gone already if stop() abandoned this runner
         self._batches -= 1 if self.batch else len(jobs)
         if not claimed:
             self._idle.set()

@@ -36,6 +36,7 @@ from insightdesk.shared.queue.broker.registrator import PgRegistrator
 from insightdesk.shared.queue.client import QueueClient, make_pool
 from insightdesk.shared.queue.connections import Executor
 from insightdesk.shared.queue.options import JobOptions, QueueOptions
+from insightdesk.shared.queue.tasks import Loops
 
 if TYPE_CHECKING:
     from fast_depends.dependencies import Dependant
@@ -108,6 +109,8 @@ class PgBroker(PgRegistrator, BrokerUsecase[JobDelivery, QueueClient, PgBrokerCo
     ) -> None:
         self.dsn = client.dsn if client is not None else dsn
         self._given_client = client
+        self.loops = client.loops if client is not None else Loops()
+        """The engine loops of the broker's client (watch them: ``ctx.watch_queue``)."""
         self.schema_name = client.schema if client is not None else schema
         self.migrate_schema = migrate
         self.queue_metrics = queue_metrics
@@ -168,7 +171,7 @@ class PgBroker(PgRegistrator, BrokerUsecase[JobDelivery, QueueClient, PgBrokerCo
             except psycopg.Error as exc:
                 await pool.close()
                 raise DatabaseError(f"cannot connect to the queue database: {exc}") from exc
-            client = QueueClient(pool, schema=self.schema_name, dsn=self.dsn)
+            client = QueueClient(pool, schema=self.schema_name, dsn=self.dsn, loops=self.loops)
             if self.migrate_schema:
                 try:
                     await client.migrate()
