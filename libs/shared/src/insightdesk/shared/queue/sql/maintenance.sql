@@ -35,7 +35,9 @@ FROM {schema}.fail_jobs(
 DELETE FROM {schema}.job
 WHERE id IN (
     SELECT id FROM {schema}.job
-    WHERE state > 'active' AND {schema}.purge_at(completed_on, delete_after) < now()
+    WHERE state > 'active' AND {schema}.purge_at(completed_on, delete_after) < (now() AT TIME ZONE 'UTC')
+    -- in job_purge's order: the planner takes that index whatever its statistics say
+    ORDER BY {schema}.purge_at(completed_on, delete_after)
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED)
 RETURNING id;
@@ -49,6 +51,7 @@ SET state = 'failed', completed_on = now(), waiting = false,
 WHERE id IN (
     SELECT id FROM {schema}.job
     WHERE state < 'active' AND keep_until < now()
+    ORDER BY keep_until  -- job_keep's order, whatever the statistics say
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED)
 RETURNING id;
