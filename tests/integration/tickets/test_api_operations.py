@@ -51,7 +51,10 @@ async def test_an_incoming_traceparent_continues_into_the_published_jobs(
 
 
 async def test_health_readiness_metrics_and_docs(http: httpx.AsyncClient) -> None:
-    await bootstrap(http)
+    org = await bootstrap(http)
+    customer = await add_user(http, org, "Carla")
+    ticket = await open_ticket(http, customer)
+    await http.get(f"/tickets/{ticket['id']}", headers=customer.auth)
 
     health = await http.get("/healthz")
     ready = await http.get("/readyz")
@@ -76,12 +79,62 @@ async def test_health_readiness_metrics_and_docs(http: httpx.AsyncClient) -> Non
     } <= set(spec["paths"])
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
     assert metrics.status_code == 200
-    text = metrics.text
+    lines = metrics.text.splitlines()
+    # the OpenTelemetry FastAPI instrumentation's histogram: its _count is the request count
+    assert "# TYPE http_server_duration_milliseconds histogram" in lines
     assert (
-        'insightdesk_http_requests_total{method="POST",route="/organizations",status="201"} 1.0'
-        in text
+        "http_server_duration_milliseconds_count"
+        '{http_method="POST",http_status_code="201",http_target="/organizations"} 1.0'
+    ) in lines
+    assert (
+        "http_server_duration_milliseconds_count"
+        '{http_method="GET",http_status_code="200",http_target="/tickets/{ticket_id}"} 1.0'
+    ) in lines
+    assert (
+        "http_server_duration_milliseconds_bucket"
+        '{http_method="GET",http_status_code="200",http_target="/tickets/{ticket_id}",le="+Inf"}'
+        " 1.0"
+    ) in lines
+    assert any(
+        line.startswith(
+            "http_server_duration_milliseconds_sum"
+            '{http_method="GET",http_status_code="200",http_target="/tickets/{ticket_id}"} '
+        )
+        for line in lines
     )
-    assert "faststream_published_messages_total" in text
+    http_lines = [line for line in lines if line.startswith("http_server_")]
+    assert not any(ticket["id"] in line for line in http_lines)  # the template, never the path
+    assert not any(path in line for line in http_lines for path in ("/healthz", "/readyz"))
+    assert not any("http_host" in line or "net_host" in line for line in http_lines)
+    assert "faststream_published_messages_total" in metrics.text
+
+
+async def test_two_apps_in_one_process_count_their_own_requests(
+    tickets_dsn: str, tracer_provider: TracerProvider
+) -> None:
+    settings = TicketsSettings(database_url=tickets_dsn, environment="test")
+    first = create_app(settings, tracer_provider=tracer_provider)
+    second = create_app(settings, tracer_provider=tracer_provider)
+    count = (
+        "http_server_duration_milliseconds_count"
+        '{http_method="GET",http_status_code="401",http_target="/tickets/{ticket_id}"}'
+    )
+    try:
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=first), base_url="http://a") as a,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url="http://b") as b,
+        ):
+            for _ in range(2):
+                assert (await a.get("/tickets/7")).status_code == 401
+            assert (await b.get("/tickets/8")).status_code == 401
+            first_lines = (await a.get("/metrics")).text.splitlines()
+            second_lines = (await b.get("/metrics")).text.splitlines()
+    finally:
+        await first.state.runtime.engine.dispose()
+        await second.state.runtime.engine.dispose()
+
+    assert f"{count} 2.0" in first_lines
+    assert f"{count} 1.0" in second_lines
 
 
 async def test_not_ready_until_the_broker_has_started(

@@ -3,7 +3,9 @@
 The SQLAlchemy engine (``postgresql+psycopg``), the ``PgBroker`` (publisher only; started and
 stopped with the FastAPI lifespan, which also makes sure the ``email`` queue exists), tracing
 (spans to ``$INSIGHTDESK_SPANS_DIR/tickets.jsonl`` and/or OTLP; an incoming ``traceparent``
-continues through the request into every job it publishes), Prometheus metrics and the routes.
+continues through the request into every job it publishes), Prometheus metrics (the HTTP ones
+are the OpenTelemetry FastAPI instrumentation's, on a meter provider of the app's own registry)
+and the routes.
 Nothing connects before the lifespan starts.
 """
 
@@ -23,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from insightdesk.shared.clock import Clock, SystemClock
 from insightdesk.shared.health import Health
+from insightdesk.shared.otel_metrics import HTTP_SERVER_VIEWS, prometheus_meter_provider
 from insightdesk.shared.queue.broker import PgBroker, PgPrometheusMiddleware, PgTelemetryMiddleware
 from insightdesk.shared.service import ProcessContext
 from insightdesk.shared.telemetry import configure_tracing
@@ -31,7 +34,6 @@ from insightdesk.tickets.api.dependencies import Runtime
 from insightdesk.tickets.api.operations import broker_answers, database_answers
 from insightdesk.tickets.api.problems import install_problem_handlers
 from insightdesk.tickets.database import SENDS_TO, make_engine
-from insightdesk.tickets.metrics import HttpMetrics
 from insightdesk.tickets.settings import TicketsSettings
 
 log = logging.getLogger(__name__)
@@ -142,8 +144,10 @@ def create_app(
     app.include_router(tickets.router)
     app.include_router(exports.router)
     app.include_router(sla.router)
-    app.add_middleware(HttpMetrics, registry=registry)
-    FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=provider, excluded_urls="/healthz,/readyz,/metrics"
+    FastAPIInstrumentor.instrument_app(  # spans, and the HTTP metrics /metrics serves
+        app,
+        tracer_provider=provider,
+        meter_provider=prometheus_meter_provider(registry, views=HTTP_SERVER_VIEWS),
+        excluded_urls="/healthz,/readyz,/metrics",
     )
     return app
