@@ -9,8 +9,16 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from insightdesk.shared.errors import JobNotFound, QueueNotFound
-from insightdesk.shared.queue import Job, JobOptions, JobState, QueueClient, QueueOptions, Reject
+from insightdesk.shared.errors import JobConflict, JobNotFound, QueueNotFound
+from insightdesk.shared.queue import (
+    Job,
+    JobOptions,
+    JobState,
+    QueueClient,
+    QueueOptions,
+    QueuePolicy,
+    Reject,
+)
 from insightdesk.shared.queue.migrator import LATEST_VERSION, migrate
 
 from .helpers import wait_for_state
@@ -188,3 +196,18 @@ async def test_ensure_queue_creates_once_and_never_overwrites(client: QueueClien
     await client.create_queue("owned", QueueOptions(retry_limit=9))
     await client.ensure_queue("owned")
     assert (await client.get_queue("owned"))["retry_limit"] == 9
+
+
+async def test_an_operation_a_queue_policy_forbids_is_a_job_conflict_and_changes_nothing(
+    client: QueueClient,
+) -> None:
+    await client.create_queue("short-ops", QueueOptions(policy=QueuePolicy.SHORT))
+    first = await client.send("short-ops", {"n": 1}, JobOptions(singleton_key="k"))
+    assert first is not None
+    assert await client.cancel(first) == [first]
+    second = await client.send("short-ops", {"n": 2}, JobOptions(singleton_key="k"))
+    assert second is not None  # the key's slot was free again
+    with pytest.raises(JobConflict, match="policy already holds a job for that key"):
+        await client.resume(first)  # would queue a second created job for "k"
+    assert (await client.get_job(first)).state is JobState.CANCELLED
+    assert (await client.get_job(second)).state is JobState.CREATED

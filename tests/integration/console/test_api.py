@@ -8,7 +8,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from insightdesk.shared.queue import CronScheduler, JobState, QueueClient, QueueOptions
+from insightdesk.shared.queue import (
+    CronScheduler,
+    JobOptions,
+    JobState,
+    QueueClient,
+    QueueOptions,
+    QueuePolicy,
+)
 from tests.integration.console.conftest import TOKEN
 
 
@@ -134,6 +141,20 @@ async def test_job_detail_actions_and_404s(api: httpx.AsyncClient, client: Queue
     assert (await api.delete(f"/api/jobs/{unknown}")).status_code == 404
     assert (await api.get("/api/jobs/not-a-uuid")).status_code == 422
     assert (await api.post(f"/api/jobs/{unknown}/explode")).status_code == 422
+
+
+async def test_an_action_a_queue_policy_forbids_is_a_409_and_changes_nothing(
+    api: httpx.AsyncClient, client: QueueClient
+) -> None:
+    await client.create_queue("short-q", QueueOptions(policy=QueuePolicy.SHORT))
+    first = await client.send("short-q", {"n": 1}, JobOptions(singleton_key="k"))
+    assert first is not None
+    await client.cancel(first)
+    assert await client.send("short-q", {"n": 2}, JobOptions(singleton_key="k")) is not None
+    response = await api.post(f"/api/jobs/{first}/resume")
+    assert response.status_code == 409
+    assert "policy already holds a job for that key" in response.json()["detail"]
+    assert (await client.get_job(first)).state is JobState.CANCELLED
 
 
 async def test_actions_on_chosen_ids_and_bulk_by_filter(

@@ -49,6 +49,12 @@ class DatabaseError(QueueError):
     """The database failed in a way the engine cannot handle itself (wraps psycopg errors)."""
 
 
+class JobConflict(DatabaseError):
+    """A queue policy (singleton, stately, short, exclusive, throttle) already holds a job for
+    the key the operation would give a second one (e.g. retrying a failed job of a stately
+    queue while another job of its key waits); nothing was changed."""
+
+
 class MigrationError(DatabaseError):
     """The queue schema could not be installed or upgraded."""
 

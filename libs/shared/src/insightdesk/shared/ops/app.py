@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse,
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from insightdesk.shared.errors import InvalidArgument, JobNotFound, QueueNotFound
+from insightdesk.shared.errors import InvalidArgument, JobConflict, JobNotFound, QueueNotFound
 from insightdesk.shared.ops import api, pages
 from insightdesk.shared.ops.auth import CsrfRejected, NotAuthenticated, OperatorAuth
 from insightdesk.shared.ops.runtime import Console, base_path
@@ -78,6 +78,12 @@ def create_console_app(client: QueueClient, settings: ConsoleSettings) -> FastAP
         if wants_json(request):
             return JSONResponse({"detail": str(exc)}, status_code=422)
         return PlainTextResponse(f"422 {exc}", status_code=422)
+
+    @app.exception_handler(JobConflict)
+    async def conflict(request: Request, exc: JobConflict) -> Response:
+        if wants_json(request):
+            return JSONResponse({"detail": str(exc)}, status_code=409)
+        return PlainTextResponse(f"409 {exc}", status_code=409)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         if wants_json(request):

@@ -25,6 +25,7 @@ from insightdesk.shared.errors import (
     ConnectionLost,
     DatabaseError,
     InvalidArgument,
+    JobConflict,
     JobNotFound,
     QueueError,
     QueueNotFound,
@@ -57,6 +58,13 @@ def wrap_error(exc: psycopg.Error, action: str) -> QueueError:
         exc, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable
     ):
         return ConnectionLost(f"{action}: database unavailable: {exc}")
+    if isinstance(exc, psycopg.errors.UniqueViolation) and (
+        exc.diag.constraint_name or ""
+    ).startswith(("job_policy_", "job_throttle")):
+        return JobConflict(
+            f"{action}: the queue's policy already holds a job for that key "
+            f"({exc.diag.constraint_name}); nothing was changed"
+        )
     if isinstance(exc, psycopg.errors.DataError | psycopg.errors.InvalidTextRepresentation):
         return InvalidArgument(f"{action}: the database rejected a value: {exc}")
     return DatabaseError(f"{action} failed: {exc}")
