@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 
 from insightdesk.shared.errors import InvalidArgument
@@ -161,3 +162,26 @@ async def test_the_claim_session_plans_once_and_hands_its_connection_back_as_it_
     finally:
         for c in conns:
             await client.pool.putconn(c)
+
+
+async def test_a_snooze_after_a_failed_attempt_records_no_attempt_error(
+    client: QueueClient, db_dsn: str
+) -> None:
+    """Every failed attempt appends its error; a snooze is not an attempt, also when the job
+    already failed once (it then goes back to 'retry', the state a failure leads to)."""
+    await client.create_queue("s", QueueOptions(retry_limit=3, retry_delay=0))
+    job_id = await client.send("s", {})
+    [job] = await client.claim("s")
+    await client.fail(job, RuntimeError("first attempt"), delay=0)
+    [job] = await client.claim("s")
+    assert job.id == job_id and job.retry_count == 1
+    assert await client.snooze(job, 0)
+    assert (await client.get_job(job_id)).state is JobState.RETRY
+    [job] = await client.claim("s")
+    await client.fail(job, RuntimeError("second attempt"), delay=0)
+    async with await psycopg.AsyncConnection.connect(db_dsn) as conn:
+        cur = await conn.execute("SELECT errors FROM queue.job WHERE id = %s", (job_id,))
+        row = await cur.fetchone()
+    assert row is not None
+    assert [e["error"]["message"] for e in row[0]] == ["first attempt", "second attempt"]
+    assert [e["attempt"] for e in row[0]] == [1, 2]

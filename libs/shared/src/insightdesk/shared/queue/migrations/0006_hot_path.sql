@@ -8,6 +8,7 @@
 --    concurrency) are found through job_active.
 -- 2. The counter trigger runs one statement per firing instead of two.
 -- 3. job_purge is keyed by an expression PostgreSQL inlines (no function call per completion).
+-- 4. A snooze no longer records an attempt error (see the trigger at the end).
 
 DROP INDEX {schema}.job_search;
 CREATE INDEX job_search_queued ON {schema}.job (name, state, seq) WHERE state < 'active';
@@ -46,3 +47,12 @@ RETURNS timestamp LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT (completed_on AT TIME ZONE 'UTC') + delete_after * interval '1 second'
 $$;
 CREATE INDEX job_purge ON {schema}.job ({schema}.purge_at(completed_on, delete_after)) WHERE state > 'active';
+
+-- Attempt errors: only a failure appends one. A snooze of a job that failed before also moves it
+-- from 'active' to 'retry' (the state a failure leads to) but is not an attempt: it keeps
+-- retry_count, which a failure that retries raises.
+DROP TRIGGER job_attempt_error ON {schema}.job;
+CREATE TRIGGER job_attempt_error BEFORE UPDATE OF state ON {schema}.job
+    FOR EACH ROW WHEN (OLD.state = 'active' AND (NEW.state = 'failed'
+                       OR (NEW.state = 'retry' AND NEW.retry_count > OLD.retry_count)))
+    EXECUTE FUNCTION {schema}.record_attempt_error();
