@@ -1,4 +1,4 @@
--- Queue schema, version 4 (final number 0005 once engine-sql's 0004 exists): what the operations console needs of the engine. Pause flag per queue, the
+-- Queue schema, version 4: what the operations console needs of the engine. Pause flag per queue, the
 -- worker registry, per-queue statistics history, every attempt's error, and an index that lets
 -- job search page through one queue and state without scanning the job table.
 
