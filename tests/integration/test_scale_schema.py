@@ -16,6 +16,7 @@ from insightdesk.shared.migrations import migrate_schema
 from insightdesk.shared.queue import JobOptions, JobState, QueueClient, QueueOptions, QueuePolicy
 from insightdesk.shared.queue import supervisor as supervisor_module
 from insightdesk.shared.queue.migrator import LATEST_VERSION, migrations
+from insightdesk.shared.queue.ports import ClaimRequest, Completion
 
 from .helpers import wait_until
 
@@ -308,3 +309,48 @@ async def test_a_version_2_database_with_jobs_in_every_state_upgrades_in_place(
     finally:
         with psycopg.connect(pg_server_dsn, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+async def test_claims_behind_a_delayed_backlog_never_scan_the_job_table(
+    client: QueueClient, db_dsn: str
+) -> None:
+    """The consumer's connection plans its claim statement once, generically (it cannot see
+    the limits, and takes a LIMIT of a parameter for a tenth of the rows). Behind thousands of
+    waiting jobs, with statistics that know of them (the maintenance leader ANALYZEs after large
+    changes), that plan must still reach the claimed rows through indexes: a scan of the job
+    table per claim drained 20k jobs behind 100k delayed ones at 160 jobs/s instead of 3,000."""
+    await client.create_queue("deep")
+    await client.send_many("deep", list(range(5_000)), JobOptions(start_after=3600))
+    await client.send_many("deep", list(range(400)))
+    async with await psycopg.AsyncConnection.connect(db_dsn, autocommit=True) as conn:
+        await conn.execute("ANALYZE queue.job")
+
+    async with client.store.session(listen=False) as session:
+        done: list[Completion] = []
+        for _ in range(10):  # past psycopg's prepare threshold: the cached plan is what runs
+            claimed = await session.claim(
+                done, [ClaimRequest("deep", 10, False)], default_heartbeat=15.0
+            )
+            assert len(claimed.jobs) == 10
+            done = [Completion(j.id, j.lease, None) for j in claimed.jobs]
+        conn = session._conn
+        cur = await conn.execute(
+            "SELECT name, parameter_types::text[] FROM pg_prepared_statements"
+            " WHERE statement LIKE '%%WITH done AS%%'"
+        )
+        [(name, types)] = await cur.fetchall()
+        # psycopg numbers the parameters in order of first appearance (the leading comment
+        # names the queues and limits first)
+        assert types[0] == "text[]" and types[2:] == [
+            "uuid[]",
+            "uuid[]",
+            "text[]",
+            "double precision",
+        ]
+        cur = await conn.execute(
+            sql.SQL("EXPLAIN EXECUTE {}('{{deep}}', '{{10}}', '{{}}', '{{}}', '{{}}', 15)").format(
+                sql.Identifier(name)
+            )
+        )
+        plan = "\n".join(r[0] for r in await cur.fetchall())
+    assert "Seq Scan on job" not in plan, plan

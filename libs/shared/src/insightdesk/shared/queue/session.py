@@ -104,7 +104,14 @@ class PgClaimSession:
         # cheaper than the generic one; yet PostgreSQL's estimate for the generic plan (ten rows
         # per unnest) makes it keep re-planning them on every execution, which cost more than the
         # statement itself. The session's statements are all of that kind: plan them once.
-        await self._conn.execute("SET plan_cache_mode = force_generic_plan")
+        # A generic plan cannot see the limits either (it takes a LIMIT of a parameter for a
+        # tenth of the rows), so with a deep delayed backlog it would join the claimed rows by
+        # scanning the job table: every statement of this connection touches a bounded number
+        # of rows through an index, so nested loops over index scans are the only plan wanted.
+        await self._conn.execute(
+            "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off;"
+            " SET enable_hashjoin = off; SET enable_mergejoin = off"
+        )
         if self._listen:
             await self._conn.execute(
                 sql.SQL("LISTEN {}").format(sql.Identifier(self._store.channel))
@@ -238,7 +245,10 @@ async def open_session(store: PgStore, *, listen: bool) -> AsyncIterator[PgClaim
     finally:
         if not conn.closed:
             with contextlib.suppress(psycopg.Error):
-                await conn.execute("RESET plan_cache_mode")
+                await conn.execute(
+                    "RESET plan_cache_mode; RESET enable_seqscan; RESET enable_hashjoin;"
+                    " RESET enable_mergejoin"
+                )
                 if listen:
                     await conn.execute("UNLISTEN *")
         with contextlib.suppress(Exception):
