@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -143,9 +144,10 @@ async def test_the_claim_session_plans_once_and_hands_its_connection_back_as_it_
     PostgreSQL otherwise re-plan them on every call); the setting must not leak into the pool."""
     store = client.store
 
-    async def plan_mode(conn: object) -> str:
-        cur = await conn.execute("SHOW plan_cache_mode")  # type: ignore[attr-defined]
+    async def plan_mode(conn: psycopg.AsyncConnection[Any]) -> str:
+        cur = await conn.execute("SHOW plan_cache_mode")
         row = await cur.fetchone()
+        assert row is not None
         return str(row[0])
 
     async with store.session(listen=True) as session:

@@ -22,8 +22,8 @@ class JobState(StrEnum):
 class Job:
     """A claimed job, given to a handler. ``lease`` proves the claim; acks must carry it.
 
-    The claim statements return exactly these fields by name (``claimed_columns`` in
-    ``sql/jobs.sql``), so the store maps rows onto it with ``psycopg.rows.class_row``."""
+    The claim statements return exactly these fields by name (``claim_picked`` in
+    ``sql/jobs.sql``), so the store maps rows onto it by column name (``session.job_picker``)."""
 
     id: uuid.UUID
     queue: str

@@ -6,12 +6,42 @@ id, name, priority, data, headers, policy, retry_limit, retry_delay, retry_backo
 expire_in, heartbeat, delete_after, keep_until, start_after, singleton_key, singleton_on, dead_letter,
 waiting
 
--- fragment: claimed_columns
--- What a claim returns, named as the fields of the Job a handler receives (the store maps rows
--- onto Job by these names and ignores any other column).
-j.id, j.name AS queue, j.lease, j.data, j.headers,
-j.retry_count, j.retry_limit, j.expire_in, j.heartbeat, j.priority, j.singleton_key,
-j.created_on, j.start_after
+-- fragment: complete_done
+-- The finished jobs a claim statement carries: complete them (only where the lease still
+-- matches: a job re-claimed by another worker is not ours to finish).
+done AS (
+    UPDATE {schema}.job j
+    SET state = 'completed', completed_on = now(), output = d.output, heartbeat_on = NULL
+    FROM unnest(%(done_ids)b::uuid[], %(done_leases)b::uuid[], %(done_outputs)b::text[]::jsonb[])
+         AS d(id, lease, output)
+    WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
+    RETURNING j.id
+)
+
+-- fragment: claim_picked
+-- The end of both claim statements, from "picked" (the rows to hand out) and "due" (due waiting
+-- jobs locked by the claim): picked rows become active under a new lease; due rows not picked
+-- only lose their waiting mark. Returns the picked rows named as the fields of the Job a handler
+-- receives (the store maps rows onto Job by these names and ignores any other column).
+touched AS (
+    SELECT id, true AS pick FROM picked
+    UNION ALL
+    SELECT id, false FROM due WHERE id NOT IN (SELECT id FROM picked)
+), claimed AS (
+    UPDATE {schema}.job j
+    SET state = CASE WHEN t.pick THEN 'active'::{schema}.job_state ELSE j.state END,
+        waiting = false,
+        started_on = CASE WHEN t.pick THEN now() ELSE j.started_on END,
+        heartbeat_on = CASE WHEN t.pick THEN now() ELSE j.heartbeat_on END,
+        lease = CASE WHEN t.pick THEN gen_random_uuid() ELSE j.lease END,
+        heartbeat = CASE WHEN t.pick THEN COALESCE(j.heartbeat, %(default_heartbeat)s) ELSE j.heartbeat END
+    FROM touched t WHERE j.id = t.id
+    RETURNING t.pick, j.seq, j.id, j.name AS queue, j.lease, j.data, j.headers,
+    j.retry_count, j.retry_limit, j.expire_in, j.heartbeat, j.priority, j.singleton_key,
+    j.created_on, j.start_after
+)
+SELECT * FROM claimed WHERE pick
+ORDER BY priority DESC, seq;
 
 -- fragment: job_values
 -- One job row from "t": a queue row (q.*) plus the job's id, data, headers and its option
@@ -95,14 +125,7 @@ SELECT
 -- compete with them, so a delayed job is claimable exactly at its start_after and the claim
 -- reads O(limit) index entries however many jobs wait. Promoted but unpicked jobs just lose
 -- their waiting mark (each row is updated once per statement).
-WITH done AS (
-    UPDATE {schema}.job j
-    SET state = 'completed', completed_on = now(), output = d.output, heartbeat_on = NULL
-    FROM unnest(%(done_ids)b::uuid[], %(done_leases)b::uuid[], %(done_outputs)b::text[]::jsonb[])
-         AS d(id, lease, output)
-    WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
-    RETURNING j.id
-), wanted AS (
+WITH {complete_done}, wanted AS (
     -- every queue the consumer claims for, each with its own limit (its free slots); a paused
     -- queue claims nothing (the flag is read here, so a pause holds in every process at once)
     SELECT w.* FROM unnest(%(names)s::text[], %(limits)s::int[]) AS w(name, lim)
@@ -127,37 +150,14 @@ WITH done AS (
         WHERE u.name = w.name
         ORDER BY u.priority DESC, u.seq
         LIMIT w.lim) c
-), touched AS (
-    SELECT id, true AS pick FROM picked
-    UNION ALL
-    SELECT id, false FROM due WHERE id NOT IN (SELECT id FROM picked)
-), claimed AS (
-    UPDATE {schema}.job j
-    SET state = CASE WHEN t.pick THEN 'active'::{schema}.job_state ELSE j.state END,
-        waiting = false,
-        started_on = CASE WHEN t.pick THEN now() ELSE j.started_on END,
-        heartbeat_on = CASE WHEN t.pick THEN now() ELSE j.heartbeat_on END,
-        lease = CASE WHEN t.pick THEN gen_random_uuid() ELSE j.lease END,
-        heartbeat = CASE WHEN t.pick THEN COALESCE(j.heartbeat, %(default_heartbeat)s) ELSE j.heartbeat END
-    FROM touched t WHERE j.id = t.id
-    RETURNING t.pick, j.seq, {claimed_columns}
-)
-SELECT * FROM claimed WHERE pick
-ORDER BY priority DESC, seq;
+), {claim_picked}
 
 -- name: fetch_keyed
 -- fetch for singleton and stately queues: never claim a job whose key already has an active job
 -- in the queue, and at most one job per key per claim. A race with another worker ends in a
 -- unique violation (job_policy_singleton) that the worker treats as "try again". Due waiting
 -- jobs are promoted and compete as in fetch.
-WITH done AS (
-    UPDATE {schema}.job j
-    SET state = 'completed', completed_on = now(), output = d.output, heartbeat_on = NULL
-    FROM unnest(%(done_ids)b::uuid[], %(done_leases)b::uuid[], %(done_outputs)b::text[]::jsonb[])
-         AS d(id, lease, output)
-    WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
-    RETURNING j.id
-), due AS (
+WITH {complete_done}, due AS (
     SELECT id, COALESCE(singleton_key, '') AS k, priority, seq FROM {schema}.job
     WHERE name = %(name)s AND state < 'active' AND waiting AND start_after <= now()
       AND NOT EXISTS (SELECT 1 FROM {schema}.queue p WHERE p.name = %(name)s AND p.paused)
@@ -188,23 +188,7 @@ WITH done AS (
     SELECT DISTINCT ON (k) id FROM (
         SELECT * FROM pool ORDER BY priority DESC, seq LIMIT %(limit)s) p
     ORDER BY k, priority DESC, seq
-), touched AS (
-    SELECT id, true AS pick FROM picked
-    UNION ALL
-    SELECT id, false FROM due WHERE id NOT IN (SELECT id FROM picked)
-), claimed AS (
-    UPDATE {schema}.job j
-    SET state = CASE WHEN t.pick THEN 'active'::{schema}.job_state ELSE j.state END,
-        waiting = false,
-        started_on = CASE WHEN t.pick THEN now() ELSE j.started_on END,
-        heartbeat_on = CASE WHEN t.pick THEN now() ELSE j.heartbeat_on END,
-        lease = CASE WHEN t.pick THEN gen_random_uuid() ELSE j.lease END,
-        heartbeat = CASE WHEN t.pick THEN COALESCE(j.heartbeat, %(default_heartbeat)s) ELSE j.heartbeat END
-    FROM touched t WHERE j.id = t.id
-    RETURNING t.pick, j.seq, {claimed_columns}
-)
-SELECT * FROM claimed WHERE pick
-ORDER BY priority DESC, seq;
+), {claim_picked}
 
 -- name: next_start
 -- When the next waiting job of a queue becomes ready, so an idle worker sleeps exactly until
