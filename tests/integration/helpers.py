@@ -11,12 +11,18 @@ from insightdesk.shared.queue import JobState, QueueClient
 
 
 async def wait_until(
-    predicate: Callable[[], Awaitable[bool]], timeout: float = 10.0, interval: float = 0.02
+    predicate: Callable[[], Awaitable[bool]],
+    timeout: float = 10.0,
+    interval: float = 0.02,
+    output: Callable[[], str] | None = None,
 ) -> None:
+    """Poll ``predicate`` until true; past ``timeout`` fail, with the tail of ``output()`` (a
+    child process's log, say) in the message."""
     deadline = time.monotonic() + timeout
     while not await predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            tail = f"\n--- output ---\n{output()[-4000:]}" if output is not None else ""
+            raise AssertionError(f"condition not met within {timeout}s{tail}")
         await asyncio.sleep(interval)
 
 
@@ -27,3 +33,25 @@ async def wait_for_state(
         return (await client.get_job(job_id)).state == state
 
     await wait_until(reached, timeout)
+
+
+class OutputDrain:
+    """Reads a child process's pipe as it writes, so a chatty child never blocks on a full pipe
+    (a 64 KiB buffer nobody reads would stall it mid-log); ``text()`` is everything so far."""
+
+    def __init__(self, stream: asyncio.StreamReader | None) -> None:
+        assert stream is not None, "start the process with this pipe"
+        self._data = bytearray()
+        self._task = asyncio.create_task(self._read(stream))
+
+    async def _read(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(65536):
+            self._data.extend(chunk)
+
+    def text(self) -> str:
+        return self._data.decode(errors="replace")
+
+    async def finished(self) -> str:
+        """Everything the child wrote, once it closed the pipe."""
+        await asyncio.wait_for(self._task, 10)
+        return self.text()

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 
 from insightdesk.shared.queue import JobState, QueueClient
+from tests.integration.helpers import OutputDrain
 
 from ..helpers import wait_for_state, wait_until
 
@@ -100,6 +101,7 @@ async def test_migrate_then_serve_health_deliver_and_stop_on_sigterm(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+    drain = OutputDrain(service.stderr)
     try:
         base = f"http://127.0.0.1:{port}"
 
@@ -121,8 +123,7 @@ async def test_migrate_then_serve_health_deliver_and_stop_on_sigterm(
         if service.returncode is None:
             service.kill()
             await service.wait()
-    assert service.stderr is not None
-    stderr = (await service.stderr.read()).decode(errors="replace")
+    stderr = await drain.finished()
     assert service.returncode == 0, stderr
     names = {r["name"] for r in _span_records(spans / "email.jsonl")}
     assert "email process" in names and "email.send file" in names

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from insightdesk.shared.contracts import ExportReport
 from insightdesk.shared.queue import JobState, QueueClient
+from tests.integration.helpers import OutputDrain
 
 from ..helpers import wait_for_state, wait_until
 
@@ -87,6 +88,7 @@ async def test_migrate_then_serve_export_download_and_stop_on_sigterm(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+    drain = OutputDrain(service.stderr)
     try:
 
         async def ready() -> bool:
@@ -111,6 +113,5 @@ async def test_migrate_then_serve_export_download_and_stop_on_sigterm(
         if service.returncode is None:
             service.kill()
             await service.wait()
-    assert service.stderr is not None
-    stderr = (await service.stderr.read()).decode(errors="replace")
+    stderr = await drain.finished()
     assert service.returncode == 0, stderr

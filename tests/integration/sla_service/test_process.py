@@ -16,7 +16,7 @@ import psycopg
 from insightdesk.shared.contracts import SlaPolicyChanged
 from insightdesk.shared.queue import QueueClient
 from tests.integration.email.test_process import _free_port, _get
-from tests.integration.helpers import wait_until
+from tests.integration.helpers import OutputDrain, wait_until
 from tests.unit.sla.harness import ORG, Harness, TicketStory, policy
 
 
@@ -49,6 +49,7 @@ async def test_migrate_then_run_settle_a_deadline_and_stop_on_sigterm(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+    drain = OutputDrain(service.stderr)
     try:
         base = f"http://127.0.0.1:{port}"
 
@@ -65,13 +66,12 @@ async def test_migrate_then_run_settle_a_deadline_and_stop_on_sigterm(
                 row = await (await conn.execute("SELECT count(*) FROM sla.breaches")).fetchone()
             return bool(row and row[0] == 1)
 
-        await wait_until(breached, timeout=30, interval=0.2)
+        await wait_until(breached, timeout=30, interval=0.2, output=drain.text)
         service.send_signal(signal.SIGTERM)
         await asyncio.wait_for(service.wait(), 30)
     finally:
         if service.returncode is None:
             service.kill()
             await service.wait()
-    assert service.stderr is not None
-    stderr = (await service.stderr.read()).decode(errors="replace")
+    stderr = await drain.finished()
     assert service.returncode == 0, stderr
