@@ -9,7 +9,8 @@ Peer options (--opt key=value):
   mode=engine     consume with the bare engine worker loop (default)
   mode=broker     consume through a PgBroker (FastStream) subscriber with a pydantic body
   batch=N         claim batch size (default: the concurrency)
-  prefetch=N      claimed jobs held beyond the concurrency (default 0; handlers stay <= concurrency)
+  prefetch=N      claimed jobs held beyond the concurrency (default: the engine's, automatic;
+                  handlers stay <= concurrency)
   poll=S          poll interval of the idle worker, seconds (default 2; NOTIFY wakes it sooner)
 """
 
@@ -76,6 +77,10 @@ class InsightDeskPeer(peerlib.Adapter):  # type: ignore[misc]
     async def close_producer(self) -> None:
         await self.stack.aclose()
 
+    def _prefetch(self) -> int | None:
+        value = self.opts.get("prefetch")
+        return None if value is None else int(value)
+
     async def open_worker(self, on_job: Any) -> None:
         mode = self.opts.get("mode", "engine")
         if mode not in {"engine", "broker"}:
@@ -100,7 +105,7 @@ class InsightDeskPeer(peerlib.Adapter):  # type: ignore[misc]
             self.args.queue,
             concurrency=c,
             max_records=int(self.opts.get("batch", c)),
-            prefetch=int(self.opts.get("prefetch", "0")),
+            prefetch=self._prefetch(),
         )
         async def handle(body: Payload) -> None:
             on_job({"i": body.i} if body.t is None else {"i": body.i, "t": body.t})
@@ -120,7 +125,7 @@ class InsightDeskPeer(peerlib.Adapter):  # type: ignore[misc]
             self.handler,
             concurrency=c,
             batch_size=int(self.opts.get("batch", c)),
-            prefetch=int(self.opts.get("prefetch", "0")),
+            prefetch=self._prefetch(),
             poll_interval=float(self.opts.get("poll", "2")),
         )
         self.task = worker.task

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -19,8 +20,9 @@ from insightdesk.shared.queue import (
     Snooze,
 )
 from insightdesk.shared.queue.consumer import Consumer
-from insightdesk.shared.queue.memory import MemoryStore
+from insightdesk.shared.queue.memory import MemoryClaimSession, MemoryStore
 from insightdesk.shared.queue.outcomes import Outcome
+from insightdesk.shared.queue.ports import Claimed, ClaimRequest
 from insightdesk.shared.queue.worker import Worker
 
 
@@ -257,3 +259,93 @@ async def test_two_workers_of_one_queue_share_its_claims(
     assert seen == {"w1": 2, "w2": 3}
     release.set()
     await until(lambda: seen["w1"] + seen["w2"] == 10)
+
+
+@pytest.fixture
+def asks(monkeypatch: pytest.MonkeyPatch, consumer: Consumer) -> list[int]:
+    """Every claim round trip takes 20 ms (one over the network takes a few); records, for each
+    claim, the jobs the process would hold if it got all it asked for."""
+    claim = MemoryClaimSession.claim
+    seen: list[int] = []
+
+    async def slow(
+        self: MemoryClaimSession, done: Any, wanted: list[ClaimRequest], **kwargs: Any
+    ) -> Claimed:
+        held = sum(len(w.claimed) for w in consumer.workers)
+        seen.append(held + sum(r.limit for r in wanted))
+        await asyncio.sleep(0.02)
+        return await claim(self, done, wanted, **kwargs)
+
+    monkeypatch.setattr(MemoryClaimSession, "claim", slow)
+    return seen
+
+
+async def _drain(
+    store: MemoryStore, consumer: Consumer, pause: float, jobs: int, **kw: object
+) -> tuple[int, Worker]:
+    """Drain ``jobs`` jobs with handlers taking ``pause`` s; the most handlers running at once."""
+    queue = f"q{pause}".replace(".", "_")
+    await store.create_queue(queue)
+    for n in range(jobs):
+        await store.send(queue, {"n": n})
+    running = peak = done = 0
+
+    async def handler(job: Job) -> None:
+        nonlocal running, peak, done
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(pause)
+        running -= 1
+        done += 1
+
+    worker = await _work(consumer, queue, handler, concurrency=4, **kw)
+    await until(lambda: done == jobs)
+    return peak, worker
+
+
+async def test_automatic_prefetch_claims_ahead_while_handlers_beat_the_claim_round_trip(
+    store: MemoryStore, consumer: Consumer, asks: list[int]
+) -> None:
+    running, worker = await _drain(store, consumer, 0.004, 100)
+    assert worker.prefetch is None  # the default
+    assert 0 < worker.handler_time < consumer.claim_time
+    assert asks[0] == 4  # nothing measured yet: the first claim is for the free runners only
+    assert max(asks) == 8  # then claims ran ahead of the handlers, up to concurrency ahead
+    assert running <= 4
+
+
+async def test_automatic_prefetch_holds_nothing_ahead_for_handlers_slower_than_a_claim(
+    store: MemoryStore, consumer: Consumer, asks: list[int]
+) -> None:
+    running, worker = await _drain(store, consumer, 0.05, 24)
+    assert worker.handler_time > consumer.claim_time > 0
+    assert max(asks) == 4 and running <= 4
+
+
+async def test_prefetch_zero_never_claims_ahead_even_for_quick_handlers(
+    store: MemoryStore, consumer: Consumer, asks: list[int]
+) -> None:
+    running, worker = await _drain(store, consumer, 0.004, 60, prefetch=0)
+    assert worker.handler_time < consumer.claim_time
+    assert max(asks) == 4 and running <= 4
+    assert worker.ahead() == 0
+
+
+async def test_a_worker_with_a_fixed_prefetch_holds_exactly_that_many_ahead(
+    consumer: Consumer,
+) -> None:
+    async def handler(job: Job) -> None:
+        return None
+
+    worker = Worker(consumer, "fixed", handler, concurrency=3, prefetch=2)
+    worker.handler_time, consumer.claim_time = 1.0, 0.001  # slow handlers: automatic would say 0
+    assert worker.ahead() == 2 and worker.free() == 5
+    consumer.claim_time = 0.0
+    auto = Worker(consumer, "auto", handler, concurrency=3)
+    assert auto.ahead() == 0  # nothing measured yet: nothing ahead
+    auto.handler_time = 0.0005
+    assert auto.ahead() == 0  # no claim measured yet
+    consumer.claim_time = 0.002
+    assert auto.ahead() == 3 and auto.free() == 6
+    auto.handler_time = 0.01
+    assert auto.ahead() == 0 and auto.free() == 3

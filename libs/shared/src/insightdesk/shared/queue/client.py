@@ -138,7 +138,7 @@ class QueueClient:
         concurrency: int = 10,
         batch_size: int | None = None,
         batch: bool = False,
-        prefetch: int = 0,
+        prefetch: int | None = None,
         poll_interval: float = 2.0,
         shutdown_timeout: float = 30.0,
         supervise: bool = True,
@@ -159,6 +159,10 @@ class QueueClient:
         ``batch``: ``handler`` takes a list of jobs (at most ``batch_size`` per call, default
         10) and ``concurrency`` counts calls in flight; its outcome applies to every job of the
         list (see :mod:`insightdesk.shared.queue.worker`).
+
+        ``prefetch``: claimed jobs held beyond ``concurrency`` waiting for a runner; ``None``
+        (default) holds up to ``concurrency`` ahead only while the handlers are quicker than a
+        claim round trip, ``0`` never.
         """
         definition = await self.store.get_queue(queue)
         worker = Worker(

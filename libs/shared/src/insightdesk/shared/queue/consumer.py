@@ -36,7 +36,7 @@ from insightdesk.shared.queue.heartbeater import Heartbeater
 from insightdesk.shared.queue.jobs import Job
 from insightdesk.shared.queue.ports import ClaimRequest, ClaimSession, JobStore, Postponed
 from insightdesk.shared.queue.tasks import Backoff, Loops, cancel_and_wait, log_failure, within
-from insightdesk.shared.queue.worker import DEFAULT_HEARTBEAT
+from insightdesk.shared.queue.worker import DEFAULT_HEARTBEAT, smoothed
 
 if TYPE_CHECKING:
     from insightdesk.shared.queue.worker import Worker
@@ -79,6 +79,8 @@ class Consumer:
         self.listen = listen
         self.acks = AckBuffer()
         self.stats = ConsumerStats()
+        self.claim_time = 0.0
+        """Moving average of a claim round trip's seconds (0 until the first claim)."""
         self.heartbeater = Heartbeater(
             store, self.held, default_heartbeat=default_heartbeat, loops=self.loops
         )
@@ -216,6 +218,7 @@ class Consumer:
             requests = _merged([r for _, r in wanting])
             if requests or acks.done:
                 done = acks.take_done()
+                started = time.perf_counter()
                 try:
                     claimed = await session.claim(
                         done, requests, default_heartbeat=self.default_heartbeat
@@ -223,6 +226,8 @@ class Consumer:
                 except BaseException:
                     acks.restore(done=done)
                     raise
+                if requests:
+                    self.claim_time = smoothed(self.claim_time, time.perf_counter() - started)
                 self.stats.cycles += 1
                 if await self._deliver(session, wanting, claimed.jobs, claimed.contended):
                     continue

@@ -10,8 +10,14 @@ the handler (no task per job). What the handler decided goes to the consumer's
 
 With ``prefetch`` > 0 the worker may hold that many claimed jobs beyond ``concurrency`` waiting
 for a free handler, so the next claim overlaps the running handlers (at most ``concurrency``
-handlers still run at once). It is off by default because a prefetched job waits behind busy
-handlers instead of going to an idle worker elsewhere.
+handlers still run at once); ``prefetch=0`` never holds a job no handler is free for. The
+default, ``None``, decides by measurement: the worker claims up to ``concurrency`` jobs ahead
+only while its handlers take less time, on average, than the consumer's claim round trip.
+Then a prefetched job waits for a runner less than a claim would take to fetch it anyway,
+and the next claim runs on the database while the handlers run in the process (with quick
+handlers the claim round trip, not the handlers, limits throughput). With slower handlers it
+holds nothing ahead, so a job is never kept waiting behind busy handlers when an idle worker
+elsewhere could take it.
 
 With ``batch=True`` the handler takes a *list* of jobs: each claim's rows for the queue (at most
 ``batch_size``) go to one call, ``concurrency`` counts calls in flight and ``prefetch`` claimed
@@ -63,6 +69,15 @@ JobDoneHook = Callable[[Job, Outcome, float], None]
 DEFAULT_BATCH_SIZE = 10
 """Jobs per call of a batch handler when ``batch_size`` is not given."""
 
+SMOOTHING = 0.1
+"""Weight of the newest sample in the handler-time and claim-time moving averages."""
+
+
+def smoothed(average: float, sample: float) -> float:
+    """``average`` moved towards ``sample`` (the first sample, while the average is 0)."""
+    return sample if average == 0.0 else average + (sample - average) * SMOOTHING
+
+
 DEFAULT_HEARTBEAT = 15.0
 """Seconds without a heartbeat after which an active job is presumed dead (per-job override)."""
 
@@ -113,7 +128,7 @@ class Worker:
         concurrency: int = 10,
         batch_size: int | None = None,
         batch: bool = False,
-        prefetch: int = 0,
+        prefetch: int | None = None,
         poll_interval: float = 2.0,
         shutdown_timeout: float = 30.0,
         listen: bool = True,
@@ -123,7 +138,7 @@ class Worker:
         validate_name(queue)
         if concurrency < 1:
             raise InvalidArgument(f"concurrency must be >= 1, got {concurrency}")
-        if prefetch < 0:
+        if prefetch is not None and prefetch < 0:
             raise InvalidArgument(f"prefetch must be >= 0, got {prefetch}")
         if batch_size is not None and batch_size < 1:
             raise InvalidArgument(f"batch_size must be >= 1, got {batch_size}")
@@ -141,6 +156,8 @@ class Worker:
         self.listen = listen
         self.keyed = keyed
         self.stats = WorkerStats()
+        self.handler_time = 0.0
+        """Moving average of a handler call's seconds (0 until the first call ends)."""
         self._on_job_done = on_job_done
         self._ready: asyncio.Queue[list[Job]] = asyncio.Queue()
         self._batches = 0  # claimed calls (a job, or a batch) running or waiting
@@ -217,13 +234,21 @@ class Worker:
 
     # ------------------------------------------------------------------ claims
 
+    def ahead(self) -> int:
+        """Claimed jobs (with ``batch``: lists) this worker may hold beyond ``concurrency``."""
+        if self.prefetch is not None:
+            return self.prefetch
+        # automatic: only while a handler call is quicker than a claim round trip
+        took = self.handler_time
+        return self.concurrency if 0.0 < took < self.consumer.claim_time else 0
+
     def free(self) -> int:
         """How many jobs the next claim may bring this worker."""
         if self.stopping:
             return 0
         if self.batch:
-            return (self.concurrency + self.prefetch - self._batches) * self.batch_size
-        return self.concurrency + self.prefetch - len(self.claimed)
+            return (self.concurrency + self.ahead() - self._batches) * self.batch_size
+        return self.concurrency + self.ahead() - len(self.claimed)
 
     def request(self) -> ClaimRequest:
         return ClaimRequest(self.queue, min(self.free(), self.batch_size), self.keyed)
@@ -328,8 +353,9 @@ class Worker:
         if not claimed:
             self._idle.set()
         self.consumer.wake()
+        elapsed = time.perf_counter() - started
+        self.handler_time = smoothed(self.handler_time, elapsed)
         if self._on_job_done is not None:
-            elapsed = time.perf_counter() - started
             for i, job in enumerate(jobs):
                 self._on_job_done(
                     job, Outcome.COMPLETED if outcomes is None else outcomes[i], elapsed

@@ -66,7 +66,7 @@ class PgSubscriberConfig(SubscriberUsecaseConfig):
     concurrency: int = 10
     max_records: int | None = None
     batch: bool = False
-    prefetch: int = 0
+    prefetch: int | None = None
     poll_interval: float | None = None
 
     @property

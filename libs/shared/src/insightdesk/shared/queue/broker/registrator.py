@@ -49,7 +49,7 @@ class PgRegistrator(Registrator[JobDelivery, PgBrokerConfig]):
         concurrency: int = 10,
         batch: bool = False,
         max_records: int | None = None,
-        prefetch: int = 0,
+        prefetch: int | None = None,
         policy: QueueOptions | QueuePolicy | str | None = None,
         poll_interval: float | None = None,
         # FastStream arguments
@@ -73,8 +73,9 @@ class PgRegistrator(Registrator[JobDelivery, PgBrokerConfig]):
         ``max_records``: jobs claimed per round trip (default: ``concurrency``; with ``batch``
         the most bodies per call, default 10).
         ``prefetch``: claimed jobs (with ``batch``: claimed lists) held beyond ``concurrency``
-        so the next claim overlaps the running handlers (see
-        :class:`insightdesk.shared.queue.worker.Worker`).
+        so the next claim overlaps the running handlers; ``None`` (default) holds up to
+        ``concurrency`` ahead only while handlers are quicker than a claim round trip, ``0``
+        never (see :class:`insightdesk.shared.queue.worker.Worker`).
         ``codec``: decodes this subscriber's messages (FastStream's ``CodecProto``; it replaces
         ``decoder``, and the broker's codec).
         ``policy``: the queue's definition (:class:`QueueOptions`, or a :class:`QueuePolicy`

@@ -67,7 +67,7 @@ class PgRoute(SubscriberRoute):
         concurrency: int = 10,
         batch: bool = False,
         max_records: int | None = None,
-        prefetch: int = 0,
+        prefetch: int | None = None,
         policy: QueueOptions | QueuePolicy | str | None = None,
         poll_interval: float | None = None,
         ack_policy: AckPolicy = EMPTY,
