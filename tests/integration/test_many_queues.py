@@ -13,6 +13,7 @@ from psycopg import conninfo
 
 from insightdesk.shared.queue import Job, JobState, QueueClient
 from insightdesk.shared.queue.broker import PgBroker, PgMessage
+from insightdesk.shared.queue.statements import CHANNEL_MAX, queue_channel
 
 from .helpers import wait_for_state, wait_until
 
@@ -95,3 +96,55 @@ async def test_broker_subscribers_share_the_client_consumer(db_dsn: str) -> None
         await wait_until(all_seen, timeout=10)
     finally:
         await broker.stop()
+
+
+async def test_a_send_wakes_only_the_processes_that_serve_its_queue(db_dsn: str) -> None:
+    """Each queue has a NOTIFY channel of its own: a loop serving other queues sleeps on."""
+    seen: list[str] = []
+
+    async def handler(job: Job) -> None:
+        seen.append(job.queue)
+
+    async with (
+        QueueClient.connect(db_dsn) as serving,
+        QueueClient.connect(db_dsn) as other,
+    ):
+        for q in ("wake_a", "wake_b", "wake_c"):
+            await serving.create_queue(q)
+        await serving.work("wake_a", handler, poll_interval=60, supervise=False)
+        await other.work_many(
+            {"wake_b": handler, "wake_c": handler}, poll_interval=60, supervise=False
+        )
+
+        # both loops asleep (nothing queued, the next poll a minute away)
+        async def both_asleep() -> bool:
+            return serving.consumer.stats.waits >= 1 and other.consumer.stats.waits >= 1
+
+        async def handled(n: int) -> bool:
+            return len(seen) == n
+
+        await wait_until(both_asleep)
+        await asyncio.sleep(0.2)
+        slept, cycles = other.consumer.stats.waits, other.consumer.stats.cycles
+        for n in range(10):
+            await serving.send("wake_a", {"n": n})
+        await wait_until(lambda: handled(10))
+        await asyncio.sleep(0.3)  # a stray notification would have arrived by now
+        assert other.consumer.stats.waits == slept  # never woke: no cycle, no statement
+        assert other.consumer.stats.cycles == cycles
+        # and its own queues are still heard at once
+        await serving.send("wake_c", {"n": 0})
+        await wait_until(lambda: handled(11))
+        assert seen[-1] == "wake_c"
+
+
+async def test_queue_channels_agree_with_the_schema_function(db_dsn: str) -> None:
+    long_name = "x" * 100
+    async with QueueClient.connect(db_dsn) as client, client.pool.connection() as conn:
+        for name in ("tickets", "a.b/c-d", long_name):
+            cur = await conn.execute('SELECT "queue".queue_channel(%s)', (name,))
+            row = await cur.fetchone()
+            assert row is not None
+            assert row[0] == queue_channel("queue", name)
+            assert len(row[0].encode()) <= CHANNEL_MAX
+        assert queue_channel("queue", long_name) != queue_channel("queue", long_name[:-1])

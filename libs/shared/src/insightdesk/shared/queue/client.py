@@ -90,6 +90,8 @@ class QueueClient:
 
     @property
     def channel(self) -> str:
+        """The base of the schema's NOTIFY channels; a queue's own channel is
+        :func:`~insightdesk.shared.queue.statements.queue_channel`."""
         return self.store.channel
 
     @property

@@ -8,11 +8,11 @@ postponements go in their own (rarer) statement; one :class:`Heartbeater` keeps 
 of the process alive with one statement per period.
 
 When nothing is ready the loop asks once, for all the queues that came up short, when their next
-delayed job is due, and sleeps until the first of: a NOTIFY naming a queue it serves (the payload
-is filtered in the process, no round trip), a runner finishing, a due instant, or a poll
-deadline. Poll deadlines are coalesced: a timeout polls every idle queue whose deadline falls
-within half an interval, so idle cost is about two statements per poll interval, however many
-queues the process serves.
+delayed job is due, and sleeps until the first of: a NOTIFY for a queue it serves (its session
+LISTENs on the channels of those queues only, so a send to another queue wakes no one here), a
+runner finishing, a due instant, or a poll deadline. Poll deadlines are coalesced: a timeout polls
+every idle queue whose deadline falls within half an interval, so idle cost is about two
+statements per poll interval, however many queues the process serves.
 
 The loop survives every failure of a cycle (STYLE rule 19): a lost connection or a database
 error is logged as a warning, anything else as an error with its traceback, and the loop opens
@@ -85,6 +85,7 @@ class Consumer:
             store, self.held, default_heartbeat=default_heartbeat, loops=self.loops
         )
         self._workers: list[Worker] = []
+        self._roster = 0  # bumped whenever the set of workers changes (what to LISTEN on)
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -110,6 +111,7 @@ class Consumer:
     async def add(self, worker: Worker) -> None:
         if worker not in self._workers:
             self._workers.append(worker)
+            self._roster += 1
         self.heartbeater.default_heartbeat = self.default_heartbeat
         self.heartbeater.start()
         if self._task is None or self._task.done():
@@ -123,6 +125,7 @@ class Consumer:
         settled = await self.flush()
         if worker in self._workers:
             self._workers.remove(worker)
+            self._roster += 1
         if not self._workers:
             self._wake.set()
             task, self._task = self._task, None
@@ -200,7 +203,12 @@ class Consumer:
 
     async def _serve(self, session: ClaimSession) -> None:
         acks = self.acks
+        heard = -1  # the roster the session LISTENs for
         while self._workers or acks:
+            if heard != self._roster:
+                # before the claim: a job sent after it announces itself on a channel we hear
+                heard = self._roster
+                await session.listen_to({w.queue for w in self._workers if w.listen})
             if acks.unsettled:
                 failures, postponed = acks.take_settlements()
                 try:

@@ -17,7 +17,7 @@ import contextlib
 import itertools
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -143,6 +143,7 @@ class _Row:
 class _Listener:
     notified: set[str] = field(default_factory=set)
     wake: asyncio.Event | None = None
+    queues: frozenset[str] = frozenset()  # the queues whose notifications it receives
 
 
 class MemoryStore:
@@ -239,6 +240,8 @@ class MemoryStore:
 
     def _notify(self, queue: str) -> None:
         for listener in self._listeners:
+            if queue not in listener.queues:
+                continue
             listener.notified.add(queue)
             if listener.wake is not None:
                 listener.wake.set()
@@ -574,6 +577,11 @@ class MemoryClaimSession:
                 seconds = max(0.0, (row.start_after - now).total_seconds())
                 due[row.name] = min(seconds, due.get(row.name, seconds))
         return due
+
+    async def listen_to(self, queues: Collection[str]) -> None:
+        if self._listener is not None:
+            self._store.statements += 1
+            self._listener.queues = frozenset(queues)
 
     async def wait(self, wake: asyncio.Event, timeout: float) -> set[str]:
         listener = self._listener

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Collection
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -95,6 +96,11 @@ class ClaimSession(Protocol):
     async def next_due(self, queues: list[str]) -> dict[str, float]:
         """Seconds until the next not-yet-ready job of each queue is due (0 when one is ready
         now); queues with nothing queued are absent."""
+        ...
+
+    async def listen_to(self, queues: Collection[str]) -> None:
+        """Receive the notifications of exactly these queues from now on (a listening session
+        starts with none): a send to any other queue does not wake this session."""
         ...
 
     async def wait(self, wake: asyncio.Event, timeout: float) -> set[str]:

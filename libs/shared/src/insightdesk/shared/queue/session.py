@@ -1,8 +1,9 @@
 """The consumer loop's PostgreSQL connection: claims for many queues, settles, waits for NOTIFY.
 
-The session's connection also LISTENs on the schema's channel, so a NOTIFY wakes the very backend
-that then runs the claim. A notification's payload is the queue name; the session returns the
-names and the loop filters them against the queues it serves without a round trip.
+The session's connection also LISTENs on the channel of each queue the loop serves (one channel
+per queue, see :func:`~insightdesk.shared.queue.statements.queue_channel`), so a NOTIFY wakes the
+very backend that then runs the claim, and only the loops that serve that queue. A
+notification's payload is the queue name; the session returns the names to the loop.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import fields
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from insightdesk.shared.queue.ports import (
     Failure,
     Postponed,
 )
+from insightdesk.shared.queue.statements import queue_channel
 
 if TYPE_CHECKING:
     from insightdesk.shared.queue.store import PgStore
@@ -90,6 +92,7 @@ class PgClaimSession:
         self._conn = conn
         self._listen = listen
         self._notified: set[str] = set()
+        self._channels: dict[str, str] = {}  # queue -> channel LISTENed on
         # a claim statement's columns never change: map them once per statement, not per call
         self._makers: dict[str, RowMaker[Job]] = {}
         if listen:
@@ -112,10 +115,6 @@ class PgClaimSession:
             "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off;"
             " SET enable_hashjoin = off; SET enable_mergejoin = off"
         )
-        if self._listen:
-            await self._conn.execute(
-                sql.SQL("LISTEN {}").format(sql.Identifier(self._store.channel))
-            )
 
     async def claim(
         self,
@@ -193,6 +192,25 @@ class PgClaimSession:
             if next_start is not None:
                 due[name] = max(0.0, (next_start - db_now).total_seconds())
         return due
+
+    async def listen_to(self, queues: Collection[str]) -> None:
+        if not self._listen:
+            return
+        wanted = set(queues)
+        start = sorted(wanted - self._channels.keys())
+        stop = sorted(self._channels.keys() - wanted)
+        if not start and not stop:
+            return
+        schema = self._store.schema
+        channels = {q: queue_channel(schema, q) for q in start}
+        commands = [sql.SQL("LISTEN {}").format(sql.Identifier(channels[q])) for q in start] + [
+            sql.SQL("UNLISTEN {}").format(sql.Identifier(self._channels[q])) for q in stop
+        ]
+        with self._store.wrapped("listen"):
+            await self._conn.execute(sql.SQL("; ").join(commands))
+        for q in stop:
+            del self._channels[q]
+        self._channels.update(channels)
 
     async def wait(self, wake: asyncio.Event, timeout: float) -> set[str]:
         if self._notified:

@@ -8,6 +8,7 @@ prepares it server-side after a few uses).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import cache
 from importlib import resources
@@ -59,8 +60,23 @@ def validate_schema(schema: str) -> str:
 
 
 def notify_channel(schema: str) -> str:
-    """The LISTEN/NOTIFY channel on which inserts into ``schema`` announce their queue."""
+    """The base of the schema's LISTEN/NOTIFY channels (see :func:`queue_channel`)."""
     return f"{schema}_jobs"
+
+
+CHANNEL_MAX = 63
+"""PostgreSQL's longest channel name, in bytes."""
+
+
+def queue_channel(schema: str, queue: str) -> str:
+    """The channel on which inserts into ``queue`` (and its resume) are announced; the same name
+    as the schema's SQL function ``queue_channel``: ``<schema>_jobs.<queue>``, or the first 16 hex
+    digits of the queue name's md5 in place of a name too long for a channel."""
+    base = notify_channel(schema)
+    channel = f"{base}.{queue}"
+    if len(channel.encode()) <= CHANNEL_MAX:
+        return channel
+    return f"{base}.{hashlib.md5(queue.encode(), usedforsecurity=False).hexdigest()[:16]}"
 
 
 def _render(text: str, schema: str, fragments: dict[str, sql.Composable] | None = None) -> str:

@@ -109,13 +109,21 @@ class PgMaintenance:
             await cur.execute(self._store.sql["table_health"], {"schema": self._store.schema})
             return await cur.fetchall()
 
-    async def vacuum(self, table: str) -> None:
+    async def vacuum(self, table: str, *, paced: bool = False) -> None:
+        """VACUUM (ANALYZE) ``table``; ``paced`` sleeps as autovacuum does (cost-based delay,
+        at five times autovacuum's default rate) so other queries keep their latency."""
+        statement = psycopg.sql.SQL("VACUUM (ANALYZE) {}").format(
+            psycopg.sql.Identifier(self._store.schema, table)
+        )
         with self._store.wrapped("vacuum"):
-            await self._conn.execute(
-                psycopg.sql.SQL("VACUUM (ANALYZE) {}").format(
-                    psycopg.sql.Identifier(self._store.schema, table)
-                )
-            )
+            if not paced:
+                await self._conn.execute(statement)
+                return
+            await self._conn.execute("SET vacuum_cost_delay = '2ms'; SET vacuum_cost_limit = 1000")
+            try:
+                await self._conn.execute(statement)
+            finally:
+                await self._conn.execute("RESET vacuum_cost_delay; RESET vacuum_cost_limit")
 
 
 class PgStore:

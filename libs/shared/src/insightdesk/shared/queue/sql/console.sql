@@ -2,15 +2,15 @@
 -- statistics history, job search with keyset pagination and bulk actions by id.
 
 -- name: set_paused
--- Pause or resume a queue. The NOTIFY (delivered at commit) wakes idle workers of the queue in
--- every process so a resumed queue is claimed at once; pausing needs no wake-up since every
+-- Pause or resume a queue. The NOTIFY on the queue's channel (delivered at commit) wakes idle
+-- workers of the queue in every process so a resumed queue is claimed at once; pausing needs no wake-up since every
 -- claim statement checks the flag.
 WITH changed AS (
     UPDATE {schema}.queue SET paused = %(paused)s, updated_on = now()
     WHERE name = %(name)s
     RETURNING name
 )
-SELECT name, pg_notify({channel}, name) IS NULL AS notified FROM changed;
+SELECT name, pg_notify({schema}.queue_channel(name), name) IS NULL AS notified FROM changed;
 
 -- name: queue_overview
 -- Queue definitions with the pause flag and who works on them (live registry rows only).
