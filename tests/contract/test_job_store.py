@@ -222,16 +222,23 @@ async def test_keyed_queues_claim_one_active_job_per_key(backend: Backend) -> No
     assert len(await store.claim("k", 5)) == (1 if first[0].singleton_key == "ticket-1" else 0)
 
 
-async def test_a_listening_session_hears_which_queue_got_a_job(backend: Backend) -> None:
+async def test_a_listening_session_hears_only_the_queues_it_listens_to(backend: Backend) -> None:
     store: JobStore = backend.store
-    await store.create_queue("heard")
+    for q in ("heard", "other", "dropped"):
+        await store.create_queue(q)
     async with store.session(listen=True) as session:
+        await session.listen_to({"heard", "dropped"})
+        await session.listen_to({"heard"})  # stops hearing "dropped"
+        await store.send("other", {})
+        await store.send("dropped", {})
         await store.send("heard", {})
         notified: set[str] = set()
         wake = asyncio.Event()
         while "heard" not in notified:
             notified |= await asyncio.wait_for(session.wait(wake, 5.0), 10)
             wake.clear()
+        # the notifications of one commit arrive together: anything else would be here by now
+        notified |= await session.wait(wake, 0.2)
     assert notified == {"heard"}
 
 
