@@ -311,6 +311,54 @@ async def test_a_version_2_database_with_jobs_in_every_state_upgrades_in_place(
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+async def test_a_version_7_database_keeps_exact_counts_through_the_lean_counter_upgrade(
+    pg_server_dsn: str,
+) -> None:
+    # Version 8 stops counting active and completed jobs in job_count (they are derived): the
+    # upgrade recounts a populated database whose counters are spread over live backends' shards.
+    name = f"insightdesk_up8_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    params = psycopg.conninfo.conninfo_to_dict(pg_server_dsn)
+    params["dbname"] = name
+    dsn = psycopg.conninfo.make_conninfo("", **params)
+    try:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            assert await migrate_schema(conn, "queue", migrations("queue")[:7]) == 7
+        # "v7" writes through version-7 statements only (send, claim, settle): its counter rows
+        # land in its own shard before the upgrade and keep landing there after it
+        async with QueueClient.connect(dsn, migrate_schema=False) as v7:
+            await v7.create_queue("a", QueueOptions(retry_limit=0))
+            await v7.create_queue("b")
+            await v7.send_many("a", list(range(30)))
+            await v7.send_many("b", list(range(10)), JobOptions(start_after=3600))
+            first = await v7.claim("a", limit=12)
+            for job in first[:5]:
+                await v7.complete(job.id, job.lease)
+            await v7.fail(first[5], ValueError("x"), delay=0)
+            await v7.cancel(first[6].id)
+            async with QueueClient.connect(dsn) as client:  # upgrades while v7 is connected
+                assert await client.migrate() == LATEST_VERSION
+                assert _counts_by_stats(await client.stats()) == await _counts_by_scan(dsn)
+                (a,) = await client.stats("a")
+                assert (a.created, a.active, a.completed, a.failed, a.cancelled) == (18, 5, 5, 1, 1)
+                # the v7 process keeps working on the upgraded schema; counts stay exact
+                for job in first[7:]:
+                    await v7.complete(job.id, job.lease)
+                more = await client.claim("a", limit=4)
+                await client.complete(more[0].id, more[0].lease)
+                await client.fail(more[1], ValueError("y"), delay=0)
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                    await conn.execute("DELETE FROM queue.job WHERE state = 'completed'")
+                assert _counts_by_stats(await client.stats()) == await _counts_by_scan(dsn)
+                (a,) = await client.stats("a")
+                assert (a.created, a.active, a.completed, a.failed) == (14, 2, 0, 2)
+                assert await client.ready_count("a") == 14
+    finally:
+        with psycopg.connect(pg_server_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 async def test_claims_behind_a_delayed_backlog_never_scan_the_job_table(
     client: QueueClient, db_dsn: str
 ) -> None:

@@ -87,8 +87,10 @@ class QueueStats:
     """Counts of one queue's jobs by state, plus how stale its backlog is.
 
     Read from counters the database keeps in step with every job change (statement triggers,
-    no table scan): the counts per state, ``ready`` and ``oldest_ready_age`` are exact as of
-    the statement; ``completed_last_minute`` is an estimate from per-minute counters.
+    no table scan; ``active`` through the index of running jobs, ``completed`` as the queue's
+    total less the other states): the counts per state, ``ready`` and ``oldest_ready_age`` are
+    exact as of the statement; ``completed_last_minute`` is an estimate from per-minute
+    counters.
     """
 
     name: str

@@ -54,17 +54,18 @@ ORDER BY w.queue, w.host, w.pid, w.started_on;
 
 -- name: snapshot_history
 -- One history row per queue for the 10-second slot that just began, unless another process
--- already wrote it. Queued and active counts come from the job_count counters (plus the due
--- waiting jobs, an index range); the jobs finished during the previous slot are read through
--- job_completed. Nothing scans the job table.
+-- already wrote it. Queued counts come from the job_count counters (plus the due waiting jobs,
+-- an index range), active ones through job_active; the jobs finished during the previous slot
+-- are read through job_completed. Nothing scans the job table.
 WITH slot AS (
     SELECT to_timestamp(floor(extract(epoch FROM now()) / %(every)s) * %(every)s) AS s
 ), counts AS (
     SELECT name,
            sum(n) FILTER (WHERE state < 'active' AND NOT waiting) AS settled_ready,
-           sum(n) FILTER (WHERE state < 'active' AND waiting) AS waiting,
-           sum(n) FILTER (WHERE state = 'active') AS active
+           sum(n) FILTER (WHERE state < 'active' AND waiting) AS waiting
     FROM {schema}.job_count GROUP BY name
+), running AS (
+    SELECT name, count(*) AS active FROM {schema}.job WHERE state = 'active' GROUP BY name
 ), finished AS (
     SELECT name,
            count(*) FILTER (WHERE state = 'completed') AS completed,
@@ -88,10 +89,11 @@ INSERT INTO {schema}.queue_history (slot, name, ready, delayed, active, complete
                                     wait_p50, wait_p95, run_p50, run_p95)
 SELECT (SELECT s FROM slot), q.name,
        COALESCE(c.settled_ready, 0) + d.due, GREATEST(COALESCE(c.waiting, 0) - d.due, 0),
-       COALESCE(c.active, 0), COALESCE(f.completed, 0), COALESCE(f.failed, 0),
+       COALESCE(a.active, 0), COALESCE(f.completed, 0), COALESCE(f.failed, 0),
        f.wait_p50, f.wait_p95, f.run_p50, f.run_p95
 FROM {schema}.queue q
 LEFT JOIN counts c ON c.name = q.name
+LEFT JOIN running a ON a.name = q.name
 CROSS JOIN LATERAL (
     SELECT count(*) AS due FROM {schema}.job
     WHERE name = q.name AND state < 'active' AND waiting AND start_after <= now()

@@ -70,18 +70,20 @@ WITH live AS (
         WHERE shard <> 0 AND shard NOT IN (SELECT pid FROM live)
         ORDER BY name, state, waiting, shard
         FOR UPDATE SKIP LOCKED)
-    RETURNING c.name, c.state, c.waiting, c.n
+    RETURNING c.name, c.state, c.waiting, c.n, c.total
 ), sums AS (
-    SELECT name, state, waiting, sum(n) AS n FROM gone GROUP BY name, state, waiting
+    SELECT name, state, waiting, sum(n) AS n, sum(total) AS total
+    FROM gone GROUP BY name, state, waiting
 ), folded AS (
-    INSERT INTO {schema}.job_count AS c (name, state, waiting, shard, n)
-    SELECT name, state, waiting, 0, n FROM sums ORDER BY name, state, waiting
-    ON CONFLICT (name, state, waiting, shard) DO UPDATE SET n = c.n + EXCLUDED.n
+    INSERT INTO {schema}.job_count AS c (name, state, waiting, shard, n, total)
+    SELECT name, state, waiting, 0, n, total FROM sums ORDER BY name, state, waiting
+    ON CONFLICT (name, state, waiting, shard)
+        DO UPDATE SET n = c.n + EXCLUDED.n, total = c.total + EXCLUDED.total
     RETURNING 1
 ), empty AS (
     -- shard-0 rows at zero that this fold does not add to (it cannot see its own insert)
     DELETE FROM {schema}.job_count c
-    WHERE c.shard = 0 AND c.n = 0
+    WHERE c.shard = 0 AND c.n = 0 AND c.total = 0
       AND NOT EXISTS (SELECT 1 FROM sums s
                       WHERE s.name = c.name AND s.state = c.state AND s.waiting = c.waiting)
     RETURNING 1
@@ -105,7 +107,9 @@ ORDER BY c.relname;
 
 -- name: stats
 -- Per queue, from the counters and index heads only (no scan of the job table):
---   created .. failed: exact, transactional (triggers keep job_count in step with every change).
+--   created, retry, cancelled, failed: exact, transactional (triggers keep job_count in step).
+--   active: exact, the active jobs through job_active (bounded by the running jobs).
+--   completed: exact, the queue's total (kept by the insert and delete triggers) less the rest.
 --   ready: exact = settled ready jobs (counters) + due waiting jobs not yet promoted (an index
 --     range over job_queued that claims keep short).
 --   oldest_ready_age: exact, the first entries of job_queued.
@@ -114,8 +118,8 @@ ORDER BY c.relname;
 SELECT q.name,
        COALESCE(c.created, 0)::bigint AS created,
        COALESCE(c.retry, 0)::bigint AS retry,
-       COALESCE(c.active, 0)::bigint AS active,
-       COALESCE(c.completed, 0)::bigint AS completed,
+       COALESCE(a.n, 0)::bigint AS active,
+       (COALESCE(c.total, 0) - COALESCE(c.resting, 0) - COALESCE(a.n, 0))::bigint AS completed,
        COALESCE(c.cancelled, 0)::bigint AS cancelled,
        COALESCE(c.failed, 0)::bigint AS failed,
        (COALESCE(c.settled_ready, 0) + d.due)::bigint AS ready,
@@ -126,13 +130,15 @@ FROM {schema}.queue q
 LEFT JOIN LATERAL (
     SELECT sum(n) FILTER (WHERE state = 'created') AS created,
            sum(n) FILTER (WHERE state = 'retry') AS retry,
-           sum(n) FILTER (WHERE state = 'active') AS active,
-           sum(n) FILTER (WHERE state = 'completed') AS completed,
            sum(n) FILTER (WHERE state = 'cancelled') AS cancelled,
            sum(n) FILTER (WHERE state = 'failed') AS failed,
-           sum(n) FILTER (WHERE state < 'active' AND NOT waiting) AS settled_ready
+           sum(n) FILTER (WHERE state < 'active' AND NOT waiting) AS settled_ready,
+           sum(n) AS resting, sum(total) AS total
     FROM {schema}.job_count WHERE name = q.name
 ) c ON true
+LEFT JOIN (
+    SELECT name, count(*) AS n FROM {schema}.job WHERE state = 'active' GROUP BY name
+) a ON a.name = q.name
 CROSS JOIN LATERAL (
     SELECT count(*) AS due, min(start_after) AS oldest_due FROM {schema}.job
     WHERE name = q.name AND state < 'active' AND waiting AND start_after <= now()
@@ -152,5 +158,6 @@ WHERE %(name)s::text IS NULL OR q.name = %(name)s
 ORDER BY q.name;
 
 -- name: pending_count
--- Jobs not finished yet, from the counters.
-SELECT COALESCE(sum(n), 0)::bigint AS pending FROM {schema}.job_count WHERE state < 'completed';
+-- Jobs not finished yet: the queued ones from the counters, the active ones through job_active.
+SELECT (COALESCE((SELECT sum(n) FROM {schema}.job_count WHERE state < 'active'), 0)
+        + (SELECT count(*) FROM {schema}.job WHERE state = 'active'))::bigint AS pending;
