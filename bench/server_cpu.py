@@ -143,7 +143,14 @@ async def fresh_db(admin: str) -> Any:
 
 
 async def run_once(
-    python: str, extra: str | None, admin: str, pid: int, jobs: int, procs: int, concurrency: int
+    python: str,
+    extra: str | None,
+    vacuum: bool,
+    admin: str,
+    pid: int,
+    jobs: int,
+    procs: int,
+    concurrency: int,
 ) -> dict[str, float]:
     queue = "srvcpu"
     async with fresh_db(admin) as dsn:
@@ -153,7 +160,8 @@ async def run_once(
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
             if extra:
                 await conn.execute(extra.encode())
-            await conn.execute("VACUUM ANALYZE queue.job")
+            if vacuum:
+                await conn.execute("VACUUM ANALYZE queue.job")
         workers = [
             await asyncio.create_subprocess_exec(
                 python,
@@ -235,6 +243,11 @@ async def main() -> None:
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="VACUUM ANALYZE the filled table before the drain (the peer harness does not)",
+    )
     parser.add_argument("--pidfile", default="/var/run/postgresql/15-main.pid")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
@@ -245,7 +258,7 @@ async def main() -> None:
         order = engines if pair % 2 == 0 else engines[::-1]
         for name, python, extra in order:
             r = await run_once(
-                python, extra, args.dsn, pid, args.jobs, args.procs, args.concurrency
+                python, extra, args.vacuum, args.dsn, pid, args.jobs, args.procs, args.concurrency
             )
             runs[name].append(r)
             print(

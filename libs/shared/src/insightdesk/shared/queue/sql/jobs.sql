@@ -8,13 +8,16 @@ waiting
 
 -- fragment: complete_done
 -- The finished jobs a claim statement carries: complete them (only where the lease still
--- matches: a job re-claimed by another worker is not ours to finish).
+-- matches: a job re-claimed by another worker is not ours to finish). Jobs are found by id
+-- (job_pkey), never through job_active: "state::text" keeps the planner off that index. Its
+-- estimate for active rows comes from the last ANALYZE, which often saw none; a generic plan
+-- made from it walked every active job of every queue for each batch, O(active x batch).
 done AS (
     UPDATE {schema}.job j
     SET state = 'completed', completed_on = now(), output = d.output, heartbeat_on = NULL
     FROM unnest(%(done_ids)b::uuid[], %(done_leases)b::uuid[], %(done_outputs)b::text[]::jsonb[])
          AS d(id, lease, output)
-    WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
+    WHERE j.id = d.id AND j.lease = d.lease AND j.state::text = 'active'
     RETURNING j.id
 )
 
@@ -214,15 +217,17 @@ FROM {schema}.fail_jobs(%(ids)s::uuid[], %(leases)s::uuid[], %(errors)s::jsonb[]
 SELECT id FROM {schema}.snooze_jobs(%(ids)s::uuid[], %(leases)s::uuid[], %(delays)s::double precision[]);
 
 -- name: heartbeat
+-- By id, not through job_active (see complete_done).
 UPDATE {schema}.job j SET heartbeat_on = now()
 FROM unnest(%(ids)s::uuid[], %(leases)s::uuid[]) AS d(id, lease)
-WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
+WHERE j.id = d.id AND j.lease = d.lease AND j.state::text = 'active'
 RETURNING j.id;
 
 -- name: complete
--- Complete jobs outside the worker's fetch cycle, e.g. inside a handler's own transaction.
+-- Complete jobs outside the worker's fetch cycle, e.g. inside a handler's own transaction. By
+-- id, not through job_active (see complete_done).
 UPDATE {schema}.job j
 SET state = 'completed', completed_on = now(), output = d.output, heartbeat_on = NULL
 FROM unnest(%(ids)s::uuid[], %(leases)s::uuid[], %(outputs)s::jsonb[]) AS d(id, lease, output)
-WHERE j.id = d.id AND j.lease = d.lease AND j.state = 'active'
+WHERE j.id = d.id AND j.lease = d.lease AND j.state::text = 'active'
 RETURNING j.id;
