@@ -237,9 +237,9 @@ async def _send_and_drain(dsn: str, jobs: int) -> float:
 
 
 async def index_overhead(server: str, jobs: int, rounds: int) -> dict[str, float]:
-    """What the console's two job indexes (job_search, job_completed) cost the engine: send
-    ``jobs`` jobs in one call and drain them with one worker, in a database with the indexes
-    and in one without them, alternating."""
+    """What the console's job search indexes (job_search_queued, job_search_finished; one
+    job_search until schema v6) cost the engine: send ``jobs`` jobs in one call and drain them
+    with one worker, in a database with the indexes and in one without them, alternating."""
     rates: dict[str, list[float]] = {"with": [], "without": []}
     names = {v: f"console_idx_{v}_{uuid.uuid4().hex[:6]}" for v in rates}
     with psycopg.connect(server, autocommit=True) as admin:
@@ -252,7 +252,9 @@ async def index_overhead(server: str, jobs: int, rounds: int) -> dict[str, float
             ) as conn:
                 await migrate(conn, "queue")
                 if variant == "without":
-                    await conn.execute("DROP INDEX queue.job_search, queue.job_completed")
+                    await conn.execute(
+                        "DROP INDEX queue.job_search_queued, queue.job_search_finished"
+                    )
         for _ in range(rounds):
             for variant, name in names.items():
                 rates[variant].append(await _send_and_drain(_with_db(server, name), jobs))

@@ -15,6 +15,7 @@ from psycopg import sql
 from insightdesk.shared.migrations import migrate_schema
 from insightdesk.shared.queue import JobOptions, JobState, QueueClient, QueueOptions, QueuePolicy
 from insightdesk.shared.queue import supervisor as supervisor_module
+from insightdesk.shared.queue.control import QueueControl
 from insightdesk.shared.queue.migrator import LATEST_VERSION, migrations
 from insightdesk.shared.queue.ports import ClaimRequest, Completion
 
@@ -237,6 +238,35 @@ async def test_maintenance_purges_and_expires_in_batches_by_index(
     assert (again.purged, again.expired, again.vacuumed) == (0, 0, ())
 
 
+async def test_retention_and_history_read_every_retention_period_through_one_index(
+    client: QueueClient, db_dsn: str
+) -> None:
+    # job_finished is keyed (delete_after, completed_on): purge and the history snapshot walk
+    # its distinct retention periods, so jobs of every period must be found, each by its own
+    await client.create_queue("r", QueueOptions(delete_after=0))
+    periods = {0.0: 4, 0.5: 3, 3600.0: 5}
+    for after, n in periods.items():
+        await client.send_many("r", list(range(n)), JobOptions(delete_after=after))
+    for job in await client.claim("r", limit=100):
+        await client.complete(job.id, job.lease)
+    # the history slot that just ended holds all twelve completions, whatever their period
+    now = (await _db_now(db_dsn)).timestamp()
+    await asyncio.sleep(2 * (int(now) // 2 + 1) - now + 0.05)
+    control = QueueControl(client)
+    await control.snapshot(every=2)
+    (point,) = await control.history(60, "r")
+    assert (point.completed, point.failed) == (12, 0)
+    await asyncio.sleep(0.5)
+    sup = client.supervisor
+    sup.pace = 0.0
+    result = await sup.maintain()
+    assert result.purged == periods[0.0] + periods[0.5]
+    (r,) = await client.stats("r")
+    assert r.completed == periods[3600.0]
+    left = await _one(db_dsn, "SELECT array_agg(DISTINCT delete_after) FROM queue.job")
+    assert left == [3600.0]
+
+
 async def test_the_purge_and_expiry_plans_use_their_indexes(
     client: QueueClient, db_dsn: str
 ) -> None:
@@ -250,7 +280,7 @@ async def test_the_purge_and_expiry_plans_use_their_indexes(
         for analyze in (False, True):
             if analyze:
                 await conn.execute("ANALYZE queue.job")
-            for name, index in (("purge_finished", "job_purge"), ("expire_queued", "job_keep")):
+            for name, index in (("purge_finished", "job_finished"), ("expire_queued", "job_keep")):
                 cur = await conn.execute(
                     f"EXPLAIN {client.sql[name]}".encode(),  # the statement as the engine sends
                     {"limit": 10},

@@ -56,10 +56,10 @@ ORDER BY w.queue, w.host, w.pid, w.started_on;
 -- One history row per queue for the 10-second slot that just began, unless another process
 -- already wrote it. Queued counts come from the job_count counters (plus the due waiting jobs,
 -- an index range), active ones through job_active; the jobs finished during the previous slot
--- are read through job_completed. Nothing scans the job table.
-WITH slot AS (
+-- are read through job_finished, one range per retention period. Nothing scans the job table.
+WITH RECURSIVE slot AS (
     SELECT to_timestamp(floor(extract(epoch FROM now()) / %(every)s) * %(every)s) AS s
-), counts AS (
+), {retention_periods}, counts AS (
     SELECT name,
            sum(n) FILTER (WHERE state < 'active' AND NOT waiting) AS settled_ready,
            sum(n) FILTER (WHERE state < 'active' AND waiting) AS waiting
@@ -78,10 +78,14 @@ WITH slot AS (
         SELECT name, state,
                extract(epoch FROM started_on - GREATEST(start_after, created_on))::double precision AS wait,
                extract(epoch FROM completed_on - started_on)::double precision AS run
-        FROM {schema}.job
-        WHERE state > 'active'
-          AND completed_on >= (SELECT s FROM slot) - %(every)s * interval '1 second'
-          AND completed_on < (SELECT s FROM slot)
+        FROM periods p CROSS JOIN LATERAL (
+            SELECT name, state, started_on, start_after, created_on, completed_on
+            FROM {schema}.job
+            WHERE state > 'active' AND delete_after = p.after
+              AND completed_on >= (SELECT s FROM slot) - %(every)s * interval '1 second'
+              AND completed_on < (SELECT s FROM slot)
+            OFFSET 0) j  -- kept a lateral subquery: one index range per period, never a join
+        WHERE p.after IS NOT NULL
     ) f
     GROUP BY name
 )

@@ -29,17 +29,36 @@ FROM {schema}.fail_jobs(
     ARRAY(SELECT error FROM stale ORDER BY id),
     ARRAY(SELECT NULL::double precision FROM stale), ARRAY(SELECT false FROM stale)) f;
 
+-- fragment: retention_periods
+-- The distinct delete_after values of finished jobs, "periods(after)" (a NULL row ends it):
+-- one probe of job_finished per value, skipping from each value to the next (a loose index
+-- scan), so the statements below cost O(retention periods + rows read), not O(finished jobs).
+periods(after) AS (
+    (SELECT delete_after FROM {schema}.job WHERE state > 'active' ORDER BY delete_after LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.delete_after FROM {schema}.job j
+            WHERE j.state > 'active' AND j.delete_after > p.after
+            ORDER BY j.delete_after LIMIT 1)
+    FROM periods p WHERE p.after IS NOT NULL
+)
+
 -- name: purge_finished
--- Delete finished jobs whose delete_after has passed, in bounded batches, found through job_purge
--- (a pass with nothing due is one index probe). Each batch is its own short transaction.
+-- Delete finished jobs whose delete_after has passed, in bounded batches, found through
+-- job_finished: for each retention period, the jobs completed longer ago than it, oldest first
+-- (a pass with nothing due is one index probe per period). Each batch is its own short
+-- transaction.
+WITH RECURSIVE {retention_periods}
 DELETE FROM {schema}.job
 WHERE id IN (
-    SELECT id FROM {schema}.job
-    WHERE state > 'active' AND {schema}.purge_at(completed_on, delete_after) < (now() AT TIME ZONE 'UTC')
-    -- in job_purge's order: the planner takes that index whatever its statistics say
-    ORDER BY {schema}.purge_at(completed_on, delete_after)
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED)
+    SELECT d.id FROM periods p CROSS JOIN LATERAL (
+        SELECT id FROM {schema}.job
+        WHERE state > 'active' AND delete_after = p.after
+          AND completed_on < now() - p.after * interval '1 second'
+        ORDER BY completed_on  -- job_finished's order, whatever the statistics say
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED) d
+    WHERE p.after IS NOT NULL
+    LIMIT %(limit)s)
 RETURNING id;
 
 -- name: expire_queued
