@@ -6,6 +6,7 @@ in the same session, alternating where a scenario has both, and are reported as 
 
   drain      20k ready jobs alone vs behind 100k delayed ones (alternating, ``--rounds``), and a
              1M-job table with 10 % delayed: drain at the start and after 300k jobs vs empty
+             (the 20k after 300k, beside the catch-up vacuum, and the next 20k after it)
   idle       idle pickup (send -> handler start) on an empty queue vs one holding 100k delayed
   explain    EXPLAIN (ANALYZE, BUFFERS) of the claim: buffers touched, empty vs 100k delayed vs 1M
   observe    stats(), ready_count() and a maintenance pass with nothing due at 1M rows
@@ -197,10 +198,14 @@ async def scenario_drain(admin: str, scale: float, rounds: int) -> dict[str, Any
         t0 = time.perf_counter()
         await claim_and_complete(dsn, "q", skip - window)
         out["fast_forward_s"] = time.perf_counter() - t0
-        (later,) = await timed_drain(dsn, "q", [(0, window)])
-        out["big"] = {"start": first, "after_300k": later}
+        # the fast-forward left 300k jobs' dead row versions that no maintenance has seen (the
+        # workers' leader would have vacuumed along the way): the first window drains beside
+        # the catch-up VACUUM of the new process's first maintenance pass, the next one after it
+        later, caught_up = await timed_drain(dsn, "q", [(0, window), (window, 2 * window)])
+        out["big"] = {"start": first, "after_300k": later, "after_300k_next": caught_up}
         print(
-            f"  drain 1M/10% delayed: start {first:,.0f}, after 300k {later:,.0f} jobs/s",
+            f"  drain 1M/10% delayed: start {first:,.0f}, after 300k {later:,.0f}, "
+            f"the next 20k {caught_up:,.0f} jobs/s",
             flush=True,
         )
         out["explain_big"] = await explain_claim(dsn, client, "q")
@@ -423,7 +428,9 @@ def report(r: dict[str, Any]) -> None:
         print(f"| 20k, empty table (median of {len(dr['empty'])}) | {empty:,.0f} | 1.00 |")
         dl = statistics.median(dr["delayed"])
         print(f"| 20k behind 100k delayed | {dl:,.0f} | {dl / empty:.2f} |")
-        for k in ("start", "after_300k"):
+        for k in ("start", "after_300k", "after_300k_next"):
+            if k not in dr["big"]:
+                continue
             v = dr["big"][k]
             print(f"| 1M, 10 % delayed: {k} | {v:,.0f} | {v / empty:.2f} |")
         ex = dr["explain_big"]
