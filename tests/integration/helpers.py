@@ -1,11 +1,16 @@
-"""Small polling helpers for integration tests (deadlines, never bare long sleeps)."""
+"""Small helpers for integration tests: polling with deadlines (never bare long sleeps) and
+scratch databases."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+
+import psycopg
+from psycopg import sql
 
 from insightdesk.shared.queue import JobState, QueueClient
 
@@ -55,3 +60,19 @@ class OutputDrain:
         """Everything the child wrote, once it closed the pipe."""
         await asyncio.wait_for(self._task, 10)
         return self.text()
+
+
+@contextlib.contextmanager
+def scratch_database(server_dsn: str, prefix: str) -> Iterator[str]:
+    """A new, empty database on the test server (for schema upgrades from an old version);
+    yields its DSN and drops it afterwards, connections and all."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    params = psycopg.conninfo.conninfo_to_dict(server_dsn)
+    params["dbname"] = name
+    try:
+        yield psycopg.conninfo.make_conninfo("", **params)
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -4,13 +4,11 @@ contained per job, and a queue-policy collision on retry or snooze never blocks 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from insightdesk.shared.errors import InvalidArgument
 from insightdesk.shared.migrations import migrate_schema
@@ -28,7 +26,7 @@ from insightdesk.shared.queue import (
 from insightdesk.shared.queue.broker import PgBroker
 from insightdesk.shared.queue.migrator import LATEST_VERSION, migrations
 
-from .helpers import wait_for_state, wait_until
+from .helpers import scratch_database, wait_for_state, wait_until
 
 
 async def _job_count(client: QueueClient) -> int:
@@ -184,13 +182,7 @@ async def test_a_populated_version_4_database_upgrades_and_recovery_gets_past_a_
     """A v4 schema whose stately key "k" has a job waiting to retry and a silent active job:
     after the upgrade to v5, crash recovery fails the colliding job with a PolicyConflict and
     re-queues the other queue's dead job in the same pass (before, the pass failed)."""
-    name = f"insightdesk_up5_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = psycopg.conninfo.conninfo_to_dict(pg_server_dsn)
-    params["dbname"] = name
-    dsn = psycopg.conninfo.make_conninfo("", **params)
-    try:
+    with scratch_database(pg_server_dsn, "insightdesk_up5") as dsn:
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
             assert await migrate_schema(conn, "queue", migrations("queue")[:4]) == 4
             await conn.execute(
@@ -215,6 +207,3 @@ async def test_a_populated_version_4_database_upgrades_and_recovery_gets_past_a_
             assert states == {"silent": "failed", "dead worker": "retry"}
             [silent] = await client.find_jobs("s", state=JobState.FAILED)
             assert silent.output is not None and silent.output["type"] == "PolicyConflict"
-    finally:
-        with psycopg.connect(pg_server_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

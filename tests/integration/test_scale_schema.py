@@ -4,7 +4,6 @@ stats() and ready_count(), maintenance by index in batches, and the in-place upg
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +18,7 @@ from insightdesk.shared.queue.control import QueueControl
 from insightdesk.shared.queue.migrator import LATEST_VERSION, migrations
 from insightdesk.shared.queue.ports import ClaimRequest, Completion
 
-from .helpers import wait_until
+from .helpers import scratch_database, wait_until
 
 
 async def _one(dsn: str, query: str, params: Any = None) -> Any:
@@ -283,7 +282,7 @@ async def test_the_purge_and_expiry_plans_use_their_indexes(
             for name, index in (("purge_finished", "job_finished"), ("expire_queued", "job_keep")):
                 cur = await conn.execute(
                     f"EXPLAIN {client.sql[name]}".encode(),  # the statement as the engine sends
-                    {"limit": 10},
+                    {"limit": 10, "after": 3600.0},
                 )
                 plan = "\n".join(r[0] for r in await cur.fetchall())
                 assert index in plan, (analyze, plan)
@@ -292,13 +291,7 @@ async def test_the_purge_and_expiry_plans_use_their_indexes(
 async def test_a_version_2_database_with_jobs_in_every_state_upgrades_in_place(
     pg_server_dsn: str,
 ) -> None:
-    name = f"insightdesk_up_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = psycopg.conninfo.conninfo_to_dict(pg_server_dsn)
-    params["dbname"] = name
-    dsn = psycopg.conninfo.make_conninfo("", **params)
-    try:
+    with scratch_database(pg_server_dsn, "insightdesk_up") as dsn:
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
             assert await migrate_schema(conn, "queue", migrations("queue")[:2]) == 2
             await conn.execute("INSERT INTO queue.queue (name) VALUES ('u'), ('v')")
@@ -336,9 +329,6 @@ async def test_a_version_2_database_with_jobs_in_every_state_upgrades_in_place(
             new = await client.send("u", "after-upgrade", JobOptions(start_after=0.1))
             await asyncio.sleep(0.15)
             assert [j.id for j in await client.claim("u")] == [new]
-    finally:
-        with psycopg.connect(pg_server_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 async def test_a_version_7_database_keeps_exact_counts_through_the_lean_counter_upgrade(
@@ -346,13 +336,7 @@ async def test_a_version_7_database_keeps_exact_counts_through_the_lean_counter_
 ) -> None:
     # Version 8 stops counting active and completed jobs in job_count (they are derived): the
     # upgrade recounts a populated database whose counters are spread over live backends' shards.
-    name = f"insightdesk_up8_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    params = psycopg.conninfo.conninfo_to_dict(pg_server_dsn)
-    params["dbname"] = name
-    dsn = psycopg.conninfo.make_conninfo("", **params)
-    try:
+    with scratch_database(pg_server_dsn, "insightdesk_up8") as dsn:
         async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
             assert await migrate_schema(conn, "queue", migrations("queue")[:7]) == 7
         # "v7" writes through version-7 statements only (send, claim, settle): its counter rows
@@ -384,9 +368,6 @@ async def test_a_version_7_database_keeps_exact_counts_through_the_lean_counter_
                 (a,) = await client.stats("a")
                 assert (a.created, a.active, a.completed, a.failed) == (14, 2, 0, 2)
                 assert await client.ready_count("a") == 14
-    finally:
-        with psycopg.connect(pg_server_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 async def test_claims_behind_a_delayed_backlog_never_scan_the_job_table(

@@ -84,6 +84,7 @@ class PgMaintenance:
     def __init__(self, store: PgStore, conn: psycopg.AsyncConnection[Any]) -> None:
         self._store = store
         self._conn = conn
+        self._periods: list[float] | None = None  # retention periods left to purge this pass
 
     async def _count(self, name: str, params: dict[str, Any]) -> int:
         with self._store.wrapped(name):
@@ -91,8 +92,21 @@ class PgMaintenance:
             return cur.rowcount
 
     async def purge(self, limit: int) -> int:
-        """Delete up to ``limit`` finished jobs past their delete_after; how many."""
-        return await self._count("purge_finished", {"limit": limit})
+        """Delete up to ``limit`` finished jobs past their delete_after; how many (fewer than
+        ``limit`` once nothing is due). The pass reads the distinct retention periods once and
+        purges them one after the other, so every batch is a single index range."""
+        if self._periods is None:
+            with self._store.wrapped("retention_periods"):
+                cur = await self._conn.execute(self._store.sql["retention_periods"])
+                self._periods = [row[0] for row in await cur.fetchall()]
+        total = 0
+        while self._periods and total < limit:
+            wanted = limit - total
+            n = await self._count("purge_finished", {"limit": wanted, "after": self._periods[0]})
+            total += n
+            if n < wanted:  # this period has nothing more due
+                self._periods.pop(0)
+        return total
 
     async def expire(self, limit: int) -> int:
         """Fail up to ``limit`` queued jobs past their retention; how many."""

@@ -59,7 +59,7 @@ ORDER BY w.queue, w.host, w.pid, w.started_on;
 -- are read through job_finished, one range per retention period. Nothing scans the job table.
 WITH RECURSIVE slot AS (
     SELECT to_timestamp(floor(extract(epoch FROM now()) / %(every)s) * %(every)s) AS s
-), {retention_periods}, counts AS (
+), {retention_scan}, counts AS (
     SELECT name,
            sum(n) FILTER (WHERE state < 'active' AND NOT waiting) AS settled_ready,
            sum(n) FILTER (WHERE state < 'active' AND waiting) AS waiting

@@ -29,7 +29,7 @@ FROM {schema}.fail_jobs(
     ARRAY(SELECT error FROM stale ORDER BY id),
     ARRAY(SELECT NULL::double precision FROM stale), ARRAY(SELECT false FROM stale)) f;
 
--- fragment: retention_periods
+-- fragment: retention_scan
 -- The distinct delete_after values of finished jobs, "periods(after)" (a NULL row ends it):
 -- one probe of job_finished per value, skipping from each value to the next (a loose index
 -- scan), so the statements below cost O(retention periods + rows read), not O(finished jobs).
@@ -42,23 +42,23 @@ periods(after) AS (
     FROM periods p WHERE p.after IS NOT NULL
 )
 
+-- name: retention_periods
+-- The distinct retention periods of finished jobs, read once per maintenance pass.
+WITH RECURSIVE {retention_scan}
+SELECT after FROM periods WHERE after IS NOT NULL ORDER BY after;
+
 -- name: purge_finished
--- Delete finished jobs whose delete_after has passed, in bounded batches, found through
--- job_finished: for each retention period, the jobs completed longer ago than it, oldest first
--- (a pass with nothing due is one index probe per period). Each batch is its own short
--- transaction.
-WITH RECURSIVE {retention_periods}
+-- Delete finished jobs of one retention period (%(after)s seconds) completed longer ago than
+-- it, oldest first, in bounded batches: one range of job_finished (a pass with nothing due is
+-- one index probe per period). Each batch is its own short transaction.
 DELETE FROM {schema}.job
 WHERE id IN (
-    SELECT d.id FROM periods p CROSS JOIN LATERAL (
-        SELECT id FROM {schema}.job
-        WHERE state > 'active' AND delete_after = p.after
-          AND completed_on < now() - p.after * interval '1 second'
-        ORDER BY completed_on  -- job_finished's order, whatever the statistics say
-        LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED) d
-    WHERE p.after IS NOT NULL
-    LIMIT %(limit)s)
+    SELECT id FROM {schema}.job
+    WHERE state > 'active' AND delete_after = %(after)s
+      AND completed_on < now() - %(after)s * interval '1 second'
+    ORDER BY completed_on  -- job_finished's order, whatever the statistics say
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
 RETURNING id;
 
 -- name: expire_queued
