@@ -143,8 +143,10 @@ async def test_a_worker_settles_policy_collisions_without_spinning_and_closes_pr
         if name == "retrying" and policy is QueuePolicy.STATELY:
             raise RuntimeError("fails while its key waits to retry")
         if name == "snoozing":
-            # a job for the same key arrives while this one runs, then this one snoozes
-            await client.send("p", {"n": "queued"}, JobOptions(singleton_key="s"))
+            # a job for the same key arrives while this one runs, then this one snoozes; it
+            # becomes claimable only a second later, so the worker's free slot cannot take it
+            # (and free the key) before the snooze is settled
+            await client.send("p", {"n": "queued"}, JobOptions(singleton_key="s", start_after=1.0))
             raise Snooze(60)
         completed.append(name)
         return None
