@@ -7,7 +7,7 @@ session does (generic plans, no seq/hash/merge joins), and reads its own backend
 between the variants, each round refilling every database, so the machine's drift (2x within an
 hour on these shared machines) hits every variant alike.
 
-    uv run python bench/claim_cpu.py --variant v9= --variant notrig=,notrig.sql --rounds 10
+    uv run python bench/claim_cpu.py --variant v9= --variant notrig=notrig.sql --rounds 10
 
 ``--variant NAME=[SQLFILE][,STATEMENTFILE]``: a fresh database migrated by this checkout, then
 SQLFILE run on it (e.g. ``ALTER TABLE queue.job DISABLE TRIGGER job_count_update``), and

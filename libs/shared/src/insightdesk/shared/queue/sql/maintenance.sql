@@ -175,8 +175,3 @@ CROSS JOIN LATERAL (
 ) m
 WHERE %(name)s::text IS NULL OR q.name = %(name)s
 ORDER BY q.name;
-
--- name: pending_count
--- Jobs not finished yet: the queued ones from the counters, the active ones through job_active.
-SELECT (COALESCE((SELECT sum(n) FROM {schema}.job_count WHERE state < 'active'), 0)
-        + (SELECT count(*) FROM {schema}.job WHERE state = 'active'))::bigint AS pending;
