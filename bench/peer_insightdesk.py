@@ -12,6 +12,8 @@ Peer options (--opt key=value):
   prefetch=N      claimed jobs held beyond the concurrency (default: the engine's, automatic;
                   handlers stay <= concurrency)
   poll=S          poll interval of the idle worker, seconds (default 2; NOTIFY wakes it sooner)
+  supervise=0     run the worker without the process's duties (recovery, maintenance, history)
+  vacuum=MODE     the maintenance leader's vacuum mode: auto (default), always, never
 """
 
 from __future__ import annotations
@@ -86,6 +88,10 @@ class InsightDeskPeer(peerlib.Adapter):  # type: ignore[misc]
         if mode not in {"engine", "broker"}:
             raise SystemExit(f"unknown mode {mode!r}")
         self.client = await self._open(4)
+        vacuum = self.opts.get("vacuum", "auto")
+        if vacuum not in {"auto", "always", "never"}:
+            raise SystemExit(f"unknown vacuum mode {vacuum!r}")
+        self.client.supervisor.vacuum = vacuum
         if mode == "broker":
             await self._open_broker(on_job)
             return
@@ -127,6 +133,7 @@ class InsightDeskPeer(peerlib.Adapter):  # type: ignore[misc]
             batch_size=int(self.opts.get("batch", c)),
             prefetch=self._prefetch(),
             poll_interval=float(self.opts.get("poll", "2")),
+            supervise=self.opts.get("supervise", "1") != "0",
         )
         self.task = worker.task
 
