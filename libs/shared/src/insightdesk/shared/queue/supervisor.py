@@ -7,7 +7,9 @@ Retention purges are heavier, so only the process holding an advisory lock does 
 their work through indexes (a pass with nothing due is a few index probes), delete in short
 batches with a pause between them so other queues' claims keep their latency, fold the counter
 rows of ended connections, and VACUUM/ANALYZE the engine's tables when dead row versions pile up
-on a server whose autovacuum is off (``vacuum="auto"``).
+on a server whose autovacuum is off (``vacuum="auto"``). A process's first retention pass runs
+half to one interval after it starts (the leader's lock is not contended at every deploy, and
+the workers' first seconds are theirs).
 
 The supervisor holds the policy (intervals, batch size, pacing, when to vacuum); the store runs
 the statements and hands back errors already wrapped in the project's error tree. Each duty is
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -81,9 +84,17 @@ class Supervisor:
                 spawn(
                     "recover", self._every("recover", lambda: self.recover_interval, self.recover)
                 ),
+                # the first pass one interval after start, with jitter: processes started
+                # together (a deploy) do not all queue for the leader's lock at once, and a
+                # process's first seconds go to its workers
                 spawn(
                     "maintenance",
-                    self._every("maintenance", lambda: self.maintenance_interval, self.maintain),
+                    self._every(
+                        "maintenance",
+                        lambda: self.maintenance_interval,
+                        self.maintain,
+                        delay=self.maintenance_interval * random.uniform(0.5, 1.0),
+                    ),
                 ),
                 spawn("history", record_history(self.store)),
             ]
@@ -94,9 +105,16 @@ class Supervisor:
         await asyncio.gather(*(cancel_and_wait(task) for task in tasks))
 
     async def _every(
-        self, name: str, interval: Callable[[], float], action: Callable[[], Awaitable[Any]]
+        self,
+        name: str,
+        interval: Callable[[], float],
+        action: Callable[[], Awaitable[Any]],
+        *,
+        delay: float = 0.0,
     ) -> None:
-        await every(f"queue {name}", interval, action, logger=log, first=self.backoff_first)
+        await every(
+            f"queue {name}", interval, action, logger=log, first=self.backoff_first, delay=delay
+        )
 
     async def recover(self) -> list[tuple[uuid.UUID, str]]:
         """Re-queue (or fail) active jobs whose heartbeat stopped or that passed expire_in."""

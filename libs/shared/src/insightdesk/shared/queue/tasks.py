@@ -74,9 +74,13 @@ async def every(
     logger: logging.Logger = log,
     first: float = 0.5,
     cap: float = 60.0,
+    delay: float = 0.0,
 ) -> None:
-    """Run ``action`` every ``interval()`` seconds, forever; failures back off (see module)."""
+    """Run ``action`` every ``interval()`` seconds, forever, the first time after ``delay``
+    seconds; failures back off (see module)."""
     backoff = Backoff(first, cap)
+    if delay > 0:
+        await asyncio.sleep(delay)
     while True:
         try:
             await action()
