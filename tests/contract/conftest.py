@@ -25,7 +25,8 @@ class ManualClock:
 
 class Backend:
     """A store under contract plus the one thing the contract cannot do through the port:
-    let time pass for active jobs (their heartbeat and run time), without sleeping."""
+    let time pass (for active jobs' heartbeat and run time, for waiting jobs' start_after),
+    without sleeping."""
 
     def __init__(self, store: Any, client: QueueClient | None, clock: ManualClock | None) -> None:
         self.store = store
@@ -43,6 +44,17 @@ class Backend:
         else:
             assert self._clock is not None
             self._clock.now += timedelta(seconds=seconds)
+
+    async def make_due(self, job_id: uuid.UUID) -> None:
+        """Bring a waiting job's start_after to now, as if its delay had passed."""
+        if self._client is not None:
+            async with self._client.pool.connection() as conn:
+                await conn.execute(
+                    "UPDATE queue.job SET start_after = now() WHERE id = %s", (job_id,)
+                )
+        else:
+            assert isinstance(self.store, MemoryStore) and self._clock is not None
+            self.store._jobs[job_id].start_after = self._clock.now
 
 
 @pytest.fixture(params=["postgresql", "memory"])

@@ -96,6 +96,30 @@ async def test_delayed_jobs_wait_and_the_session_says_when_they_are_due(
     assert 3500 < due["later"] <= 3600
 
 
+async def test_a_claim_without_promotion_takes_ready_jobs_and_leaves_due_ones_waiting(
+    backend: Backend,
+) -> None:
+    store: JobStore = backend.store
+    await store.create_queue("q")
+    delayed = await store.send("q", {"n": 1}, JobOptions(start_after=timedelta(hours=1)))
+    assert delayed is not None
+    ready = await store.send("q", {"n": 2})
+    await backend.make_due(delayed)
+    async with store.session(listen=False) as session:
+        plain = await session.claim(
+            [], [ClaimRequest("q", 5, promote=False)], default_heartbeat=15.0
+        )
+        assert [j.id for j in plain.jobs] == [ready]
+        assert (await store.get_job(delayed)).state is JobState.CREATED
+        again = await session.claim(
+            [], [ClaimRequest("q", 5, promote=False)], default_heartbeat=15.0
+        )
+        assert again.jobs == []
+        assert await session.next_due(["q"]) == {"q": 0.0}  # the consumer's cue to promote
+        promoting = await session.claim([], [ClaimRequest("q", 5)], default_heartbeat=15.0)
+        assert [j.id for j in promoting.jobs] == [delayed]
+
+
 async def test_one_session_claim_completes_and_claims_across_queues_with_own_limits(
     backend: Backend,
 ) -> None:

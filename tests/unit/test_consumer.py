@@ -23,7 +23,7 @@ from insightdesk.shared.queue.consumer import Consumer
 from insightdesk.shared.queue.memory import MemoryClaimSession, MemoryStore
 from insightdesk.shared.queue.outcomes import Outcome
 from insightdesk.shared.queue.ports import Claimed, ClaimRequest
-from insightdesk.shared.queue.worker import Worker
+from insightdesk.shared.queue.worker import PROMOTE_EVERY, Worker
 
 
 async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -351,3 +351,43 @@ async def test_a_worker_with_a_fixed_prefetch_holds_exactly_that_many_ahead(
     assert auto.ahead() == 3 and auto.free() == 6
     auto.handler_time = 0.01
     assert auto.ahead() == 0 and auto.free() == 3
+
+
+async def test_a_busy_queue_promotes_due_jobs_on_a_cadence_and_an_idle_one_when_due(
+    store: MemoryStore, consumer: Consumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claim = MemoryClaimSession.claim
+    promotes: list[tuple[float, bool]] = []
+
+    async def spy(
+        self: MemoryClaimSession, done: Any, wanted: list[ClaimRequest], **kwargs: Any
+    ) -> Claimed:
+        if wanted:
+            promotes.append((time.monotonic(), any(r.promote for r in wanted)))
+        return await claim(self, done, wanted, **kwargs)
+
+    monkeypatch.setattr(MemoryClaimSession, "claim", spy)
+    handled: list[Any] = []
+
+    async def handler(job: Job) -> None:
+        handled.append(job.data)
+
+    await store.create_queue("q")
+    await store.send("q", "delayed", JobOptions(start_after=0.05))
+    for n in range(3000):
+        await store.send("q", n)
+    began = time.monotonic()
+    await _work(consumer, "q", handler, concurrency=10, poll_interval=5.0)
+    await until(lambda: len(handled) == 3001)
+    busy = time.monotonic() - began
+    # while claims come back full, one in PROMOTE_EVERY seconds promotes (the first included)
+    promoting = [t for t, p in promotes if p]
+    assert len(promoting) <= 2 + busy / PROMOTE_EVERY
+    assert len(promotes) > len(promoting)
+    # idle now (its last claim came back short): a delayed job is claimed when due, by a
+    # promoting claim, not at the 5 s poll
+    sent = time.monotonic()
+    await store.send("q", "later", JobOptions(start_after=0.2))
+    await until(lambda: handled[-1] == "later", timeout=3.0)
+    assert 0.15 <= time.monotonic() - sent < 2.0
+    assert promotes[-1][1]

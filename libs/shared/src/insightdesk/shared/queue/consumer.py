@@ -222,7 +222,7 @@ class Consumer:
                     if worker.queue in touched:
                         worker.maybe_ready = True
             now = time.monotonic()
-            wanting = [(w, w.request()) for w in self._wanting(now)]
+            wanting = [(w, w.request(now)) for w in self._wanting(now)]
             requests = _merged([r for _, r in wanting])
             if requests or acks.done:
                 done = acks.take_done()
@@ -329,6 +329,8 @@ def _merged(requests: list[ClaimRequest]) -> list[ClaimRequest]:
     for r in requests:
         seen = merged.get(r.queue)
         merged[r.queue] = (
-            r if seen is None else ClaimRequest(r.queue, seen.limit + r.limit, r.keyed)
+            r
+            if seen is None
+            else ClaimRequest(r.queue, seen.limit + r.limit, r.keyed, r.promote or seen.promote)
         )
     return list(merged.values())

@@ -90,6 +90,9 @@ class _Row:
     heartbeat_on: datetime | None = None
     completed_on: datetime | None = None
     output: Any = None
+    waiting: bool = False
+    """Queued with start_after in the future and not yet released by a promoting claim (the
+    database keeps such jobs out of job_ready until then)."""
 
     def job(self) -> Job:
         assert self.lease is not None
@@ -233,6 +236,7 @@ class MemoryStore:
             singleton_key=opts.singleton_key,
             dead_letter=pick(opts.dead_letter, q.dead_letter),
             created_on=now,
+            waiting=start > now,
         )
         self._jobs[row.id] = row
         self._notify(queue)
@@ -319,14 +323,15 @@ class MemoryStore:
 
     def _claim(self, request: ClaimRequest, default_heartbeat: float) -> list[Job]:
         now = self.clock()
-        ready = sorted(
-            (
-                r
-                for r in self._jobs.values()
-                if r.name == request.queue and r.state in _QUEUED and r.start_after <= now
-            ),
-            key=lambda r: (-r.priority, r.seq),
-        )
+        due = [
+            r
+            for r in self._jobs.values()
+            if r.name == request.queue and r.state in _QUEUED and r.start_after <= now
+        ]
+        if request.promote:
+            for r in due:
+                r.waiting = False
+        ready = sorted((r for r in due if not r.waiting), key=lambda r: (-r.priority, r.seq))
         if request.keyed:
             busy = {
                 r.singleton_key or ""
@@ -402,7 +407,7 @@ class MemoryStore:
             row.output, row.lease, row.heartbeat_on = error, None, None
             row.state, row.completed_on = JobState.RETRY, None
             row.retry_count += 1
-            row.start_after = start
+            row.start_after, row.waiting = start, wait > 0
             return row.state.value
         row.output, row.lease, row.heartbeat_on = error, None, None
         row.state, row.completed_on = JobState.FAILED, now
@@ -480,7 +485,7 @@ class MemoryStore:
                 count += 1
                 continue
             row.state = state
-            row.start_after = start
+            row.start_after, row.waiting = start, p.delay > 0
             row.started_on = row.heartbeat_on = row.lease = None
             count += 1
         return count

@@ -26,11 +26,15 @@ from insightdesk.shared.queue.options import JobOptions, QueueDefinition, QueueO
 @dataclass(frozen=True, slots=True)
 class ClaimRequest:
     """Claim up to ``limit`` ready jobs of ``queue``; ``keyed`` queues (singleton, stately)
-    take the claim path that keeps one active job per singleton key."""
+    take the claim path that keeps one active job per singleton key. ``promote`` also makes
+    the queue's waiting jobs (delayed, retrying, snoozed) whose start_after has come claimable
+    in this claim; without it only jobs already ready are (the cheaper statement, which the
+    consumer sends while a queue's claims come back full)."""
 
     queue: str
     limit: int
     keyed: bool = False
+    promote: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,9 +130,12 @@ class PgClaimSession:
         contended: set[str] = set()
         with self._store.wrapped("claim"):
             if done or plain:
-                cur = self._conn.cursor(row_factory=self._rows("fetch"), binary=True)
+                # one statement for every plain queue: fetch_ready (no promotion of due
+                # waiting jobs) only when none of them asks for promotion
+                name = "fetch" if any(w.promote for w in plain) else "fetch_ready"
+                cur = self._conn.cursor(row_factory=self._rows(name), binary=True)
                 await cur.execute(
-                    sqls["fetch"],
+                    sqls[name],
                     {
                         "done_ids": [d.id for d in done],
                         "done_leases": [d.lease for d in done],

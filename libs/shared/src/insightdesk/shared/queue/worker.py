@@ -81,6 +81,14 @@ def smoothed(average: float, sample: float) -> float:
 DEFAULT_HEARTBEAT = 15.0
 """Seconds without a heartbeat after which an active job is presumed dead (per-job override)."""
 
+PROMOTE_EVERY = 0.1
+"""Seconds between the claims of a busy queue that also release its due waiting jobs (delayed,
+retrying, snoozed). In between, while its claims come back full, the consumer sends the cheaper
+claim of ready jobs only, so a job that comes due while ready jobs are queued ahead of it is
+claimable up to this much later. A queue whose claim comes back short has its next due instant
+looked up, and every claim from that instant on promotes: an idle queue's delayed job is
+claimed exactly when due."""
+
 
 @dataclass(slots=True)
 class WorkerStats:
@@ -170,6 +178,7 @@ class Worker:
         self.maybe_ready = True
         self.next_due: float | None = None
         self.next_poll = 0.0
+        self.next_promote = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -250,8 +259,16 @@ class Worker:
             return (self.concurrency + self.ahead() - self._batches) * self.batch_size
         return self.concurrency + self.ahead() - len(self.claimed)
 
-    def request(self) -> ClaimRequest:
-        return ClaimRequest(self.queue, min(self.free(), self.batch_size), self.keyed)
+    def request(self, now: float) -> ClaimRequest:
+        """What the next claim asks for this worker; ``now`` (monotonic) decides whether it
+        also promotes due waiting jobs (see :data:`PROMOTE_EVERY`)."""
+        came_due = self.next_due is not None and now >= self.next_due
+        promote = came_due or now >= self.next_promote
+        if promote:
+            self.next_promote = now + PROMOTE_EVERY
+        if came_due:  # this claim promotes it; a short claim looks up the next instant
+            self.next_due = None
+        return ClaimRequest(self.queue, min(self.free(), self.batch_size), self.keyed, promote)
 
     def accept(self, jobs: list[Job]) -> None:
         """Take jobs the consumer claimed for this queue."""

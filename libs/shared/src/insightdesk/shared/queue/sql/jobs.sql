@@ -155,6 +155,34 @@ WITH {complete_done}, wanted AS (
         LIMIT w.lim) c
 ), {claim_picked}
 
+-- name: fetch_ready
+-- fetch without the promotion of due waiting jobs: ready jobs only, from the head of job_ready.
+-- The consumer sends it while a queue's claims come back full and it promoted less than
+-- PROMOTE_EVERY ago (the statement is the cheaper one by the "due" branch's index probe and the
+-- merge of the two candidate sets); when a claim comes back short it asks when the next waiting
+-- job is due, and promotes with fetch from that instant on.
+WITH {complete_done}, wanted AS (
+    SELECT w.* FROM unnest(%(names)s::text[], %(limits)s::int[]) AS w(name, lim)
+    WHERE NOT EXISTS (SELECT 1 FROM {schema}.queue p WHERE p.name = w.name AND p.paused)
+), picked AS (
+    SELECT c.id FROM wanted w CROSS JOIN LATERAL (
+        SELECT id FROM {schema}.job
+        WHERE name = w.name AND state < 'active' AND NOT waiting
+        ORDER BY priority DESC, seq
+        LIMIT w.lim
+        FOR UPDATE SKIP LOCKED) c
+), claimed AS (
+    UPDATE {schema}.job j
+    SET state = 'active', started_on = now(), heartbeat_on = now(), lease = gen_random_uuid(),
+        heartbeat = COALESCE(j.heartbeat, %(default_heartbeat)s)
+    FROM picked p WHERE j.id = p.id
+    RETURNING true AS pick, j.seq, j.id, j.name AS queue, j.lease, j.data, j.headers,
+    j.retry_count, j.retry_limit, j.expire_in, j.heartbeat, j.priority, j.singleton_key,
+    j.created_on, j.start_after
+)
+SELECT * FROM claimed
+ORDER BY priority DESC, seq;
+
 -- name: fetch_keyed
 -- fetch for singleton and stately queues: never claim a job whose key already has an active job
 -- in the queue, and at most one job per key per claim. A race with another worker ends in a
