@@ -5,8 +5,8 @@ PostgreSQL at ``--dsn`` (default 127.0.0.1:5432, the admin database). Baselines 
 in the same session, alternating where a scenario has both, and are reported as ratios:
 
   drain      20k ready jobs alone vs behind 100k delayed ones (alternating, ``--rounds``), and a
-             1M-job table with 10 % delayed: drain at the start and after 300k jobs vs empty
-             (the 20k after 300k, the next 20k, and 20k after a maintenance pass has run)
+             1M-job table with 10 % delayed: one drain by a worker process (its maintenance
+             duties included), 20k at the start and 20k after 300k jobs, vs the empty table
   idle       idle pickup (send -> handler start) on an empty queue vs one holding 100k delayed
   explain    EXPLAIN (ANALYZE, BUFFERS) of the claim: buffers touched, empty vs 100k delayed vs 1M
   observe    stats(), ready_count() and a maintenance pass with nothing due at 1M rows
@@ -36,6 +36,7 @@ import psycopg
 from psycopg import conninfo, sql
 
 from insightdesk.shared.queue import Job, JobOptions, QueueClient, QueueOptions
+from insightdesk.shared.queue.store import PgMaintenance
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results-2026-12-03" / "scale_tables.json"
@@ -114,6 +115,13 @@ async def timed_drain(dsn: str, queue: str, windows: list[tuple[int, int]]) -> l
 
 async def pickups(dsn: str, queue: str, reps: int, gap: tuple[float, float]) -> list[float]:
     """Idle pickup latencies (ms): send one job to an idle worker, time until its handler starts."""
+    return [ms for _, ms in await stamped_pickups(dsn, queue, reps, gap)]
+
+
+async def stamped_pickups(
+    dsn: str, queue: str, reps: int, gap: tuple[float, float]
+) -> list[tuple[float, float]]:
+    """(perf_counter at the send, pickup ms) of each of ``reps`` sends to an idle worker."""
     got: asyncio.Queue[float] = asyncio.Queue()
 
     async def handler(job: Job) -> None:
@@ -127,7 +135,7 @@ async def pickups(dsn: str, queue: str, reps: int, gap: tuple[float, float]) -> 
             t0 = time.perf_counter()
             await client.send(queue, {"t": t0})
             t1 = await asyncio.wait_for(got.get(), timeout=15)
-            out.append((t1 - t0) * 1000)
+            out.append((t0, (t1 - t0) * 1000))
             await asyncio.sleep(random.uniform(*gap))
     return out
 
@@ -174,7 +182,7 @@ async def explain_claim(dsn: str, client: QueueClient, queue: str) -> dict[str, 
 # ---------------------------------------------------------------------------- scenarios
 
 
-async def scenario_drain(admin: str, scale: float, rounds: int) -> dict[str, Any]:
+async def scenario_drain(admin: str, scale: float, rounds: int, big: bool = True) -> dict[str, Any]:
     n_ready, n_delayed = int(20_000 * scale), int(100_000 * scale)
     out: dict[str, Any] = {"empty": [], "delayed": []}
     for r in range(rounds):
@@ -187,41 +195,31 @@ async def scenario_drain(admin: str, scale: float, rounds: int) -> dict[str, Any
                 (rate,) = await timed_drain(dsn, "q", [(0, n_ready)])
                 out[kind].append(rate)
                 print(f"  drain {kind:8} round {r + 1}: {rate:,.0f} jobs/s", flush=True)
+    if not big:
+        return out
     # 1M jobs, 10 % delayed: the first 20k and 20k after 300k, against an empty table's drain
-    big, window, skip = int(1_000_000 * scale), int(20_000 * scale), int(300_000 * scale)
+    big_n, window, skip = int(1_000_000 * scale), int(20_000 * scale), int(300_000 * scale)
     async with fresh_db(admin, "big") as dsn, QueueClient.connect(dsn) as client:
         await client.create_queue("q")
         t0 = time.perf_counter()
-        await fill_mixed(client, "q", big, delayed_every=10)
+        await fill_mixed(client, "q", big_n, delayed_every=10)
         out["big_fill_s"] = time.perf_counter() - t0
-        (first,) = await timed_drain(dsn, "q", [(0, window)])
+        # one drain by a worker process's client (its duties included: the maintenance leader
+        # vacuums along the way, as in production on a server without autovacuum), timed over
+        # the first 20k and over the 20k after 300k
         t0 = time.perf_counter()
-        await claim_and_complete(dsn, "q", skip - window)
-        out["fast_forward_s"] = time.perf_counter() - t0
-        # the fast-forward left 300k jobs' dead row versions that no maintenance has seen (the
-        # workers' leader would have vacuumed along the way; here the leader is this process's
-        # client, whose next 15 s pass may or may not fall inside the two windows)
-        later, caught_up = await timed_drain(dsn, "q", [(0, window), (window, 2 * window)])
-        # then the pass the leader runs every 15 s, waited for: with its vacuum done the claim
-        # index is clean again (the state workers keep it in when they do the 300k themselves)
-        t0 = time.perf_counter()
-        passed = await client.supervisor.maintain()
-        out["maintain_after_300k"] = {
-            "ran": passed.ran,
-            "vacuumed": list(passed.vacuumed),
-            "s": time.perf_counter() - t0,
-        }
-        (vacuumed,) = await timed_drain(dsn, "q", [(0, window)])
-        out["big"] = {
-            "start": first,
-            "after_300k": later,
-            "after_300k_next": caught_up,
-            "after_300k_vacuumed": vacuumed,
-        }
+        first, later = await timed_drain(dsn, "q", [(0, window), (skip, skip + window)])
+        out["big_drain_s"] = time.perf_counter() - t0
+        async with await psycopg.AsyncConnection.connect(dsn) as conn:
+            cur = await conn.execute(
+                "SELECT n_live_tup, n_dead_tup, vacuum_count FROM pg_stat_user_tables "
+                "WHERE relid = 'queue.job'::regclass"
+            )
+            out["big_table"] = await cur.fetchone()
+        out["big"] = {"start": first, "after_300k": later}
         print(
-            f"  drain 1M/10% delayed: start {first:,.0f}, after 300k {later:,.0f}, "
-            f"the next 20k {caught_up:,.0f}, after the maintenance pass {vacuumed:,.0f} jobs/s "
-            f"({out['maintain_after_300k']})",
+            f"  drain 1M/10% delayed: start {first:,.0f}, after 300k {later:,.0f} jobs/s "
+            f"(table live, dead, vacuums: {out['big_table']})",
             flush=True,
         )
         out["explain_big"] = await explain_claim(dsn, client, "q")
@@ -234,27 +232,6 @@ async def scenario_drain(admin: str, scale: float, rounds: int) -> dict[str, Any
         out["empty"].append(rate)
         print(f"  drain empty (after 1M): {rate:,.0f} jobs/s", flush=True)
     return out
-
-
-async def claim_and_complete(dsn: str, queue: str, n: int, step: int = 10_000) -> None:
-    """Claim and complete ``n`` jobs in claim order by SQL, in batches: the same row versions a
-    worker leaves behind (active, then completed), in a fraction of the time."""
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        for start in range(0, n, step):
-            cur = await conn.execute(
-                "UPDATE queue.job SET state = 'active', started_on = now(), heartbeat_on = now(), "
-                "lease = gen_random_uuid() WHERE id IN (SELECT id FROM queue.job WHERE name = %s "
-                "AND state < 'active' AND NOT waiting ORDER BY priority DESC, seq LIMIT %s "
-                "FOR UPDATE SKIP LOCKED) RETURNING id",
-                (queue, min(step, n - start)),
-            )
-            ids = [r[0] for r in await cur.fetchall()]
-            await conn.execute(
-                "UPDATE queue.job SET state = 'completed', completed_on = now(), "
-                "heartbeat_on = NULL "
-                "WHERE id = ANY(%s)",
-                (ids,),
-            )
 
 
 async def select_1(client: QueueClient) -> None:
@@ -329,22 +306,39 @@ async def scenario_purge(admin: str, scale: float) -> dict[str, Any]:
             await conn.execute("VACUUM ANALYZE queue.job")
         out: dict[str, Any] = {"rows": n}
         out["idle_before"] = await pickups(dsn, "live", 60, (0.05, 0.15))
-        async with QueueClient.connect(dsn, migrate_schema=False) as leader:
-            t0 = time.perf_counter()
-            task = asyncio.create_task(leader.supervisor.maintain())
-            during: list[float] = []
-            while not task.done():
-                during += await pickups(dsn, "live", 20, (0.05, 0.15))
-            result = await task
-            out["purge_s"] = time.perf_counter() - t0
-            out["purged"] = result.purged
-            out["vacuumed"] = list(result.vacuumed)
+        vacuum_began: list[float] = []  # when the pass moved from the purge to its VACUUM
+        vacuum = PgMaintenance.vacuum
+
+        async def noted(self: PgMaintenance, table: str, *, paced: bool = False) -> None:
+            vacuum_began.append(time.perf_counter())
+            await vacuum(self, table, paced=paced)
+
+        PgMaintenance.vacuum = noted  # type: ignore[method-assign]
+        try:
+            async with QueueClient.connect(dsn, migrate_schema=False) as leader:
+                t0 = time.perf_counter()
+                task = asyncio.create_task(leader.supervisor.maintain())
+                stamped: list[tuple[float, float]] = []
+                while not task.done():
+                    stamped += await stamped_pickups(dsn, "live", 20, (0.05, 0.15))
+                result = await task
+                out["purge_s"] = time.perf_counter() - t0
+                out["purged"] = result.purged
+                out["vacuumed"] = list(result.vacuumed)
+        finally:
+            PgMaintenance.vacuum = vacuum  # type: ignore[method-assign]
+        split = vacuum_began[0] if vacuum_began else float("inf")
+        out["vacuum_s"] = t0 + out["purge_s"] - split if vacuum_began else 0.0
+        during = [ms for _, ms in stamped]
         out["during"] = during
+        out["during_purge"] = [ms for t, ms in stamped if t < split]
+        out["during_vacuum"] = [ms for t, ms in stamped if t >= split]
         out["idle_after"] = await pickups(dsn, "live", 60, (0.05, 0.15))
         idle = out["idle_before"] + out["idle_after"]
         print(
-            f"  purge {result.purged:,} rows in {out['purge_s']:.1f} s; other queue pickup p95 "
-            f"idle {pct(idle, 0.95):.2f} ms, during {pct(during, 0.95):.2f} ms",
+            f"  purge {result.purged:,} rows and vacuum in {out['purge_s']:.1f} s (vacuum "
+            f"{out['vacuum_s']:.1f} s); other queue pickup p95 idle {pct(idle, 0.95):.2f} ms, "
+            f"during {pct(during, 0.95):.2f} ms",
             flush=True,
         )
         return out
@@ -383,7 +377,9 @@ async def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
-    ap.add_argument("--only", default="idle,drain,purge,churn")
+    ap.add_argument(
+        "--only", default="idle,drain,purge,churn", help="delayed: the drain without the 1M table"
+    )
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--churn-scale", type=float, default=None, help="default: --scale")
@@ -400,9 +396,11 @@ async def main() -> None:
     if "idle" in todo:
         print("idle pickup, empty vs 100k delayed", flush=True)
         results["idle"] = await scenario_idle(args.dsn, args.scale, args.rounds)
-    if "drain" in todo:
+    if "drain" in todo or "delayed" in todo:
         print("drain, empty vs delayed backlog; 1M table", flush=True)
-        results["drain"] = await scenario_drain(args.dsn, args.scale, args.rounds)
+        results["drain"] = await scenario_drain(
+            args.dsn, args.scale, args.rounds, big="drain" in todo
+        )
     if "purge" in todo:
         print("purge of 1M finished jobs vs another queue's pickup", flush=True)
         results["purge"] = await scenario_purge(args.dsn, args.scale)
@@ -444,22 +442,13 @@ def report(r: dict[str, Any]) -> None:
         print(f"| 20k, empty table (median of {len(dr['empty'])}) | {empty:,.0f} | 1.00 |")
         dl = statistics.median(dr["delayed"])
         print(f"| 20k behind 100k delayed | {dl:,.0f} | {dl / empty:.2f} |")
-        for k in ("start", "after_300k", "after_300k_next", "after_300k_vacuumed"):
-            if k not in dr["big"]:
+        for k in ("start", "after_300k"):
+            if k not in dr.get("big", {}):
                 continue
             v = dr["big"][k]
             print(f"| 1M, 10 % delayed: {k} | {v:,.0f} | {v / empty:.2f} |")
-        ex = dr["explain_big"]
-        print(f"claim at 1M: {ex['buffers']} buffers, {ex['execution_ms']:.2f} ms")
-        ob = dr["observe"]
-        print(f"| at {ob['rows']:,} rows | median ms | p95 ms |")
-        print("|---|---|---|")
-        for k in ("select_1", "stats", "stats_one_queue", "ready_count", "maintain_nothing_due"):
-            print(f"| {k} | {ob[k]['median_ms']:.2f} | {ob[k]['p95_ms']:.2f} |")
-        print(
-            f"first maintenance pass: {ob['first_maintain']['ms']:.0f} ms, "
-            f"vacuumed {ob['first_maintain']['vacuumed']}"
-        )
+        if "big" in dr:
+            report_big(dr)
     if "purge" in r:
         p = r["purge"]
         idle = p["idle_before"] + p["idle_after"]
@@ -469,7 +458,10 @@ def report(r: dict[str, Any]) -> None:
         )
         print("|---|---|---|")
         print(f"| idle | {pct(idle, 0.5):.2f} | {pct(idle, 0.95):.2f} |")
-        print(f"| during purge | {pct(p['during'], 0.5):.2f} | {pct(p['during'], 0.95):.2f} |")
+        print(f"| during the pass | {pct(p['during'], 0.5):.2f} | {pct(p['during'], 0.95):.2f} |")
+        for k in ("during_purge", "during_vacuum"):
+            if p.get(k):
+                print(f"| {k} ({len(p[k])}) | {pct(p[k], 0.5):.2f} | {pct(p[k], 0.95):.2f} |")
         print(f"| ratio | | {pct(p['during'], 0.95) / pct(idle, 0.95):.2f}x |")
     if "churn" in r:
         c = r["churn"]["rates"]
@@ -478,6 +470,20 @@ def report(r: dict[str, Any]) -> None:
             f"last / first: {c[-1] / c[0]:.2f}; table (live, dead, vacuums, autovacuums, "
             f"autovacuum): {r['churn']['table']}"
         )
+
+
+def report_big(dr: dict[str, Any]) -> None:
+    ex = dr["explain_big"]
+    print(f"claim at 1M: {ex['buffers']} buffers, {ex['execution_ms']:.2f} ms")
+    ob = dr["observe"]
+    print(f"| at {ob['rows']:,} rows | median ms | p95 ms |")
+    print("|---|---|---|")
+    for k in ("select_1", "stats", "stats_one_queue", "ready_count", "maintain_nothing_due"):
+        print(f"| {k} | {ob[k]['median_ms']:.2f} | {ob[k]['p95_ms']:.2f} |")
+    print(
+        f"first maintenance pass: {ob['first_maintain']['ms']:.0f} ms, "
+        f"vacuumed {ob['first_maintain']['vacuumed']}"
+    )
 
 
 if __name__ == "__main__":
