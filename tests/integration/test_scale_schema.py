@@ -386,30 +386,78 @@ async def test_claims_behind_a_delayed_backlog_never_scan_the_job_table(
 
     async with client.store.session(listen=False) as session:
         done: list[Completion] = []
-        for _ in range(10):  # past psycopg's prepare threshold: the cached plan is what runs
+        # past psycopg's prepare threshold: the cached plans are what run, of both claim
+        # statements (with and without the promotion of due waiting jobs)
+        for n in range(20):
             claimed = await session.claim(
-                done, [ClaimRequest("deep", 10, False)], default_heartbeat=15.0
+                done,
+                [ClaimRequest("deep", 10, False, promote=n % 2 == 0)],
+                default_heartbeat=15.0,
             )
             assert len(claimed.jobs) == 10
             done = [Completion(j.id, j.lease, None) for j in claimed.jobs]
         conn = session._conn
         cur = await conn.execute(
             "SELECT name, parameter_types::text[] FROM pg_prepared_statements"
-            " WHERE statement LIKE '%%WITH done AS%%'"
+            " WHERE statement LIKE '%%WITH done AS%%' ORDER BY statement LIKE '%%due AS%%'"
         )
-        [(name, types)] = await cur.fetchall()
-        # psycopg numbers the parameters in order of first appearance (the leading comment
-        # names the queues and limits first)
-        assert types[0] == "text[]" and types[2:] == [
+        [ready, promoting] = await cur.fetchall()
+        # psycopg numbers the parameters in order of first appearance: fetch's leading comment
+        # names the queues and limits first, fetch_ready's names none
+        assert promoting[1][0] == "text[]" and promoting[1][2:] == [
             "uuid[]",
             "uuid[]",
             "text[]",
             "double precision",
         ]
-        cur = await conn.execute(
-            sql.SQL("EXPLAIN EXECUTE {}('{{deep}}', '{{10}}', '{{}}', '{{}}', '{{}}', 15)").format(
-                sql.Identifier(name)
+        assert ready[1][:4] == ["uuid[]", "uuid[]", "text[]", "text[]"]  # then the limits
+        plans = []
+        for name, args in (
+            (promoting[0], "'{{deep}}', '{{10}}', '{{}}', '{{}}', '{{}}', 15"),
+            (ready[0], "'{{}}', '{{}}', '{{}}', '{{deep}}', '{{10}}', 15"),
+        ):
+            cur = await conn.execute(
+                sql.SQL("EXPLAIN EXECUTE {}(" + args + ")").format(sql.Identifier(name))
             )
+            plans.append("\n".join(r[0] for r in await cur.fetchall()))
+    assert all("Seq Scan on job" not in plan for plan in plans), plans
+    assert "due" not in plans[1] and "job_queued" not in plans[1], plans[1]
+
+
+async def test_failing_and_snoozing_find_their_jobs_by_id_not_through_every_active_job(
+    client: QueueClient, db_dsn: str
+) -> None:
+    """The statistics saw no active job (ANALYZE ran before the claims), as they often do: the
+    settling functions must still go to each job by id. Through job_active, a failure or snooze
+    of 10 jobs among 20,000 running ones took 17 and 65 ms (version 9) instead of 3 and 1.5."""
+    await client.create_queue("busy")
+    await client.send_many("busy", list(range(300)))
+    async with await psycopg.AsyncConnection.connect(db_dsn, autocommit=True) as conn:
+        await conn.execute("ANALYZE queue.job")
+    jobs = await client.store.claim("busy", 200)
+    failing, snoozing = jobs[:5], jobs[5:10]
+    async with await psycopg.AsyncConnection.connect(db_dsn) as conn:  # one transaction
+        cur = await conn.execute(
+            "SELECT * FROM queue.fail_jobs(%s::uuid[], %s::uuid[], %s::jsonb[],"
+            " %s::float8[], %s::bool[])",
+            (
+                [j.id for j in failing],
+                [j.lease for j in failing],
+                ['{"message": "no"}'] * 5,
+                [None] * 5,
+                [False] * 5,
+            ),
         )
-        plan = "\n".join(r[0] for r in await cur.fetchall())
-    assert "Seq Scan on job" not in plan, plan
+        assert {r[1] for r in await cur.fetchall()} == {"retry"}
+        cur = await conn.execute(
+            "SELECT * FROM queue.snooze_jobs(%s::uuid[], %s::uuid[], %s::float8[])",
+            ([j.id for j in snoozing], [j.lease for j in snoozing], [0.0] * 5),
+        )
+        assert len(await cur.fetchall()) == 5
+        cur = await conn.execute(
+            "SELECT pg_stat_get_xact_numscans('queue.job_active'::regclass),"
+            " pg_stat_get_xact_numscans('queue.job_pkey'::regclass)"
+        )
+        active_scans, by_id = await cur.fetchone() or (None, None)
+        await conn.commit()
+    assert active_scans == 0 and by_id > 0
