@@ -120,6 +120,21 @@ async def test_a_claim_without_promotion_takes_ready_jobs_and_leaves_due_ones_wa
         assert [j.id for j in promoting.jobs] == [delayed]
 
 
+async def test_a_keyed_claim_promotes_due_jobs_whatever_it_is_asked(backend: Backend) -> None:
+    store: JobStore = backend.store
+    await store.create_queue("k", QueueOptions(policy=QueuePolicy.SINGLETON))
+    delayed = await store.send(
+        "k", {}, JobOptions(start_after=timedelta(hours=1), singleton_key="a")
+    )
+    assert delayed is not None
+    await backend.make_due(delayed)
+    async with store.session(listen=False) as session:
+        claimed = await session.claim(
+            [], [ClaimRequest("k", 5, keyed=True, promote=False)], default_heartbeat=15.0
+        )
+    assert [j.id for j in claimed.jobs] == [delayed]
+
+
 async def test_one_session_claim_completes_and_claims_across_queues_with_own_limits(
     backend: Backend,
 ) -> None:

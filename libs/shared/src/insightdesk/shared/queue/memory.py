@@ -328,7 +328,7 @@ class MemoryStore:
             for r in self._jobs.values()
             if r.name == request.queue and r.state in _QUEUED and r.start_after <= now
         ]
-        if request.promote:
+        if request.promote or request.keyed:  # the keyed claim always promotes
             for r in due:
                 r.waiting = False
         ready = sorted((r for r in due if not r.waiting), key=lambda r: (-r.priority, r.seq))

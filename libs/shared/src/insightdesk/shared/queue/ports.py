@@ -29,7 +29,7 @@ class ClaimRequest:
     take the claim path that keeps one active job per singleton key. ``promote`` also makes
     the queue's waiting jobs (delayed, retrying, snoozed) whose start_after has come claimable
     in this claim; without it only jobs already ready are (the cheaper statement, which the
-    consumer sends while a queue's claims come back full)."""
+    consumer sends while a queue's claims come back full). Keyed claims always promote."""
 
     queue: str
     limit: int
