@@ -291,7 +291,7 @@ async def scenario_idle(admin: str, scale: float, rounds: int) -> dict[str, Any]
     return out
 
 
-async def scenario_purge(admin: str, scale: float) -> dict[str, Any]:
+async def scenario_purge(admin: str, scale: float, pace: float | None = None) -> dict[str, Any]:
     n = int(1_000_000 * scale)
     async with fresh_db(admin, "purge") as dsn, QueueClient.connect(dsn) as client:
         await client.create_queue("old", QueueOptions(delete_after=0))
@@ -316,6 +316,9 @@ async def scenario_purge(admin: str, scale: float) -> dict[str, Any]:
         PgMaintenance.vacuum = noted  # type: ignore[method-assign]
         try:
             async with QueueClient.connect(dsn, migrate_schema=False) as leader:
+                if pace is not None:
+                    leader.supervisor.pace = pace
+                out["pace"] = leader.supervisor.pace
                 t0 = time.perf_counter()
                 task = asyncio.create_task(leader.supervisor.maintain())
                 stamped: list[tuple[float, float]] = []
@@ -383,6 +386,9 @@ async def main() -> None:
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--churn-scale", type=float, default=None, help="default: --scale")
+    ap.add_argument(
+        "--purge-pace", type=float, default=None, help="Supervisor.pace for the purge scenario"
+    )
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     args = ap.parse_args()
     results: dict[str, Any] = {
@@ -403,7 +409,7 @@ async def main() -> None:
         )
     if "purge" in todo:
         print("purge of 1M finished jobs vs another queue's pickup", flush=True)
-        results["purge"] = await scenario_purge(args.dsn, args.scale)
+        results["purge"] = await scenario_purge(args.dsn, args.scale, args.purge_pace)
     if "churn" in todo:
         print("churn, 10 rounds", flush=True)
         churn_scale = args.churn_scale or args.scale
