@@ -21,6 +21,23 @@ done AS (
     RETURNING j.id
 )
 
+-- fragment: claim_ready
+-- The start of both claim statements: "wanted", every queue the consumer claims for, each with
+-- its own limit (its free slots; a paused queue claims nothing: the flag is read here, so a
+-- pause holds in every process at once), and "ready", the head of job_ready in each (waiting
+-- jobs are not in it), priority then age, skipping rows other workers hold.
+wanted AS (
+    SELECT w.* FROM unnest(%(names)s::text[], %(limits)s::int[]) AS w(name, lim)
+    WHERE NOT EXISTS (SELECT 1 FROM {schema}.queue p WHERE p.name = w.name AND p.paused)
+), ready AS (
+    SELECT c.* FROM wanted w CROSS JOIN LATERAL (
+        SELECT id, name, priority, seq FROM {schema}.job
+        WHERE name = w.name AND state < 'active' AND NOT waiting
+        ORDER BY priority DESC, seq
+        LIMIT w.lim
+        FOR UPDATE SKIP LOCKED) c
+)
+
 -- fragment: claim_picked
 -- The end of both claim statements, from "picked" (the rows to hand out) and "due" (due waiting
 -- jobs locked by the claim): picked rows become active under a new lease; due rows not picked
@@ -128,24 +145,12 @@ SELECT
 -- compete with them, so a delayed job is claimable exactly at its start_after and the claim
 -- reads O(limit) index entries however many jobs wait. Promoted but unpicked jobs just lose
 -- their waiting mark (each row is updated once per statement).
-WITH {complete_done}, wanted AS (
-    -- every queue the consumer claims for, each with its own limit (its free slots); a paused
-    -- queue claims nothing (the flag is read here, so a pause holds in every process at once)
-    SELECT w.* FROM unnest(%(names)s::text[], %(limits)s::int[]) AS w(name, lim)
-    WHERE NOT EXISTS (SELECT 1 FROM {schema}.queue p WHERE p.name = w.name AND p.paused)
-), due AS (
+WITH {complete_done}, {claim_ready}, due AS (
     SELECT c.* FROM wanted w CROSS JOIN LATERAL (
         SELECT id, name, priority, seq FROM {schema}.job
         WHERE name = w.name AND state < 'active' AND waiting AND start_after <= now()
         ORDER BY start_after
         LIMIT w.lim + 100
-        FOR UPDATE SKIP LOCKED) c
-), ready AS (
-    SELECT c.* FROM wanted w CROSS JOIN LATERAL (
-        SELECT id, name, priority, seq FROM {schema}.job
-        WHERE name = w.name AND state < 'active' AND NOT waiting
-        ORDER BY priority DESC, seq
-        LIMIT w.lim
         FOR UPDATE SKIP LOCKED) c
 ), picked AS (
     SELECT c.id FROM wanted w CROSS JOIN LATERAL (
@@ -161,22 +166,12 @@ WITH {complete_done}, wanted AS (
 -- PROMOTE_EVERY ago (the statement is the cheaper one by the "due" branch's index probe and the
 -- merge of the two candidate sets); when a claim comes back short it asks when the next waiting
 -- job is due, and promotes with fetch from that instant on.
-WITH {complete_done}, wanted AS (
-    SELECT w.* FROM unnest(%(names)s::text[], %(limits)s::int[]) AS w(name, lim)
-    WHERE NOT EXISTS (SELECT 1 FROM {schema}.queue p WHERE p.name = w.name AND p.paused)
-), picked AS (
-    SELECT c.id FROM wanted w CROSS JOIN LATERAL (
-        SELECT id FROM {schema}.job
-        WHERE name = w.name AND state < 'active' AND NOT waiting
-        ORDER BY priority DESC, seq
-        LIMIT w.lim
-        FOR UPDATE SKIP LOCKED) c
-), claimed AS (
+WITH {complete_done}, {claim_ready}, claimed AS (
     UPDATE {schema}.job j
     SET state = 'active', started_on = now(), heartbeat_on = now(), lease = gen_random_uuid(),
         heartbeat = COALESCE(j.heartbeat, %(default_heartbeat)s)
-    FROM picked p WHERE j.id = p.id
-    RETURNING true AS pick, j.seq, j.id, j.name AS queue, j.lease, j.data, j.headers,
+    FROM ready r WHERE j.id = r.id
+    RETURNING j.seq, j.id, j.name AS queue, j.lease, j.data, j.headers,
     j.retry_count, j.retry_limit, j.expire_in, j.heartbeat, j.priority, j.singleton_key,
     j.created_on, j.start_after
 )
