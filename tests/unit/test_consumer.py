@@ -391,3 +391,35 @@ async def test_a_busy_queue_promotes_due_jobs_on_a_cadence_and_an_idle_one_when_
     await until(lambda: handled[-1] == "later", timeout=3.0)
     assert 0.15 <= time.monotonic() - sent < 2.0
     assert promotes[-1][1]
+
+
+async def test_a_worker_added_while_the_loop_subscribes_is_heard_without_waiting_for_the_poll(
+    store: MemoryStore, consumer: Consumer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker joins while the loop is LISTENing for the others: the loop must subscribe
+    again before it sleeps, or a send to the new queue is heard only at the next poll."""
+    listen_to = MemoryClaimSession.listen_to
+    in_listen, release = asyncio.Event(), asyncio.Event()
+
+    async def held_first(self: MemoryClaimSession, queues: Any) -> None:
+        if not release.is_set():
+            in_listen.set()
+            await release.wait()
+        await listen_to(self, queues)
+
+    monkeypatch.setattr(MemoryClaimSession, "listen_to", held_first)
+    handled: list[str] = []
+
+    async def handler(job: Job) -> None:
+        handled.append(job.queue)
+
+    for q in ("b", "c"):
+        await store.create_queue(q)
+    await _work(consumer, "b", handler, poll_interval=60)
+    await in_listen.wait()
+    await _work(consumer, "c", handler, poll_interval=60)  # the loop is subscribing for b
+    release.set()
+    waits = consumer.stats.waits
+    await until(lambda: consumer.stats.waits > waits + 1)  # asleep again, both queues idle
+    await store.send("c", {})
+    await until(lambda: handled == ["c"], timeout=3.0)

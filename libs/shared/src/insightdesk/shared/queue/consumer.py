@@ -205,6 +205,9 @@ class Consumer:
         acks = self.acks
         heard = -1  # the roster the session LISTENs for
         while self._workers or acks:
+            # cleared before this cycle looks at the workers, so a wake-up that comes while it
+            # runs (a worker added, a flush asked for) ends the next wait at once, not at the poll
+            self._wake.clear()
             if heard != self._roster:
                 # before the claim: a job sent after it announces itself on a channel we hear
                 heard = self._roster
@@ -243,7 +246,6 @@ class Consumer:
                 self._flushed.set()
                 if not self._workers:
                     return
-            self._wake.clear()
             if acks:
                 continue
             self.stats.waits += 1
